@@ -1,0 +1,444 @@
+//! The normalized event model: what a source hands over for one VEVENT component.
+
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::error::{Error, Result};
+use crate::fingerprint::{Fingerprint, FingerprintPolicy, PropertyDigest, canonicalize, name_hash};
+use crate::id::{CalendarId, Etag, EventKey, Href, RecurrenceId, Uid};
+use crate::ics::lines::{ContentLine, Lines};
+
+/// Deepest component nesting [`Event::from_ics`] accepts (VEVENT > VALARM is 2).
+pub const MAX_COMPONENT_DEPTH: usize = 8;
+
+/// One VEVENT component as a source reports it: its key, fingerprint, the fields hosts
+/// schedule with, and its raw text.
+///
+/// The scheduling fields ([`details`](Self::details)) are parsed from the raw text on first
+/// use, so events that a sync does not write are never fully parsed.
+#[derive(Clone)]
+pub struct Event {
+    key: EventKey,
+    fingerprint: Fingerprint,
+    digest: PropertyDigest,
+    sequence: Option<i64>,
+    last_modified: Option<DateTime<Utc>>,
+    href: Option<Href>,
+    etag: Option<Etag>,
+    raw: Arc<str>,
+    details: OnceLock<Arc<EventDetails>>,
+}
+
+/// The key properties [`Event::from_ics`] reads from a component in its fingerprinting pass.
+#[derive(Default)]
+struct KeyFields {
+    uid: Option<String>,
+    rid: Option<(String, Option<String>, bool, bool)>,
+    sequence: Option<i64>,
+    last_modified: Option<DateTime<Utc>>,
+}
+
+impl Event {
+    /// Reads one VEVENT component (from `BEGIN:VEVENT` to `END:VEVENT`) of `calendar`.
+    ///
+    /// The key is the component's UID and normalized RECURRENCE-ID; the fingerprint follows
+    /// `policy`. Field parsing is deferred to [`details`](Self::details).
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) when the component has no
+    /// valid UID, an unreadable RECURRENCE-ID, or nests deeper than [`MAX_COMPONENT_DEPTH`].
+    ///
+    /// # Example
+    /// ```
+    /// use calscope::{CalendarId, Event, FingerprintPolicy};
+    /// let ics = "BEGIN:VEVENT\r\nUID:standup@example.com\r\nDTSTART:20240105T090000Z\r\nSUMMARY:Standup\r\nEND:VEVENT\r\n";
+    /// let event = Event::from_ics(&CalendarId::new("work")?, ics, &FingerprintPolicy::default())?;
+    /// assert_eq!(event.key().uid.as_str(), "standup@example.com");
+    /// assert_eq!(event.details().summary.as_deref(), Some("Standup"));
+    /// # Ok::<(), calscope::Error>(())
+    /// ```
+    pub fn from_ics(calendar: &CalendarId, component: &str, policy: &FingerprintPolicy) -> Result<Self> {
+        let mut fields = KeyFields::default();
+        let canon = canonicalize(component.as_bytes(), policy, |depth, line| {
+            if depth == 1 {
+                read_key_field(&mut fields, line);
+            }
+        });
+        if canon.max_depth > MAX_COMPONENT_DEPTH {
+            return Err(Error::invalid(format!("component nests deeper than {MAX_COMPONENT_DEPTH} levels")));
+        }
+        let uid = Uid::new(fields.uid.as_deref().unwrap_or_default().trim())?;
+        let recurrence_id = match fields.rid {
+            Some((value, tzid, is_date, this_and_future)) => Some(
+                RecurrenceId::from_ical(&value, tzid.as_deref(), is_date)?.with_this_and_future(this_and_future),
+            ),
+            None => None,
+        };
+        Ok(Self {
+            key: EventKey::new(calendar.clone(), uid, recurrence_id),
+            fingerprint: canon.fingerprint,
+            digest: canon.digest,
+            sequence: fields.sequence,
+            last_modified: fields.last_modified,
+            href: None,
+            etag: None,
+            raw: Arc::from(component),
+            details: OnceLock::new(),
+        })
+    }
+
+    /// The same event with the source resource it came from.
+    #[must_use]
+    pub fn with_href(mut self, href: Option<Href>, etag: Option<Etag>) -> Self {
+        self.href = href;
+        self.etag = etag;
+        self
+    }
+
+    /// The event's scoped identity.
+    #[must_use]
+    pub fn key(&self) -> &EventKey {
+        &self.key
+    }
+
+    /// The content fingerprint; a write happens only when it differs from the stored one.
+    #[must_use]
+    pub fn fingerprint(&self) -> Fingerprint {
+        self.fingerprint
+    }
+
+    /// The per-property digest used to explain updates.
+    #[must_use]
+    pub fn digest(&self) -> &PropertyDigest {
+        &self.digest
+    }
+
+    /// The SEQUENCE property, when present and numeric.
+    #[must_use]
+    pub fn sequence(&self) -> Option<i64> {
+        self.sequence
+    }
+
+    /// The LAST-MODIFIED property as UTC, when present and readable.
+    #[must_use]
+    pub fn last_modified(&self) -> Option<DateTime<Utc>> {
+        self.last_modified
+    }
+
+    /// The source resource this event was read from (a CalDAV href), when known.
+    #[must_use]
+    pub fn href(&self) -> Option<&Href> {
+        self.href.as_ref()
+    }
+
+    /// The version tag of the source resource, when known.
+    #[must_use]
+    pub fn etag(&self) -> Option<&Etag> {
+        self.etag.as_ref()
+    }
+
+    /// The component text exactly as the source gave it.
+    #[must_use]
+    pub fn raw(&self) -> &str {
+        &self.raw
+    }
+
+    /// The fields hosts schedule with, parsed from the raw text on first call.
+    ///
+    /// Parsing never fails as a whole: what cannot be interpreted is left empty and listed in
+    /// [`EventDetails::problems`].
+    #[must_use]
+    pub fn details(&self) -> &EventDetails {
+        self.details.get_or_init(|| Arc::new(crate::ics::parse::details(&self.raw)))
+    }
+
+    /// Names of the properties that differ from a stored version with digest `stored`.
+    ///
+    /// Names of properties this version no longer has are resolved from the standard
+    /// iCalendar property names; an unknown removed property shows as `property#<hash>`.
+    #[must_use]
+    pub fn changed_properties(&self, stored: &PropertyDigest) -> Vec<String> {
+        let wanted = self.digest.differing_names(stored);
+        if wanted.is_empty() {
+            return Vec::new();
+        }
+        let mut names: Vec<String> = Vec::with_capacity(wanted.len());
+        let mut known = |upper: &[u8]| {
+            let h = name_hash(upper);
+            if wanted.contains(&h) && !names.iter().any(|n| n.as_bytes() == upper) {
+                names.push(String::from_utf8_lossy(upper).into_owned());
+            }
+        };
+        let mut depth = 0usize;
+        for line in Lines::new(self.raw.as_bytes()) {
+            let Some(cl) = ContentLine::split(&line.text) else { continue };
+            if cl.is(b"BEGIN") {
+                depth += 1;
+                if depth == 2 {
+                    known(&cl.value.to_ascii_uppercase());
+                }
+            } else if cl.is(b"END") {
+                depth = depth.saturating_sub(1);
+            } else if depth == 1 {
+                known(&cl.name.to_ascii_uppercase());
+            }
+        }
+        for std_name in STANDARD_NAMES {
+            known(std_name.as_bytes());
+        }
+        for h in wanted {
+            if !names.iter().any(|n| name_hash(n.as_bytes()) == h) {
+                names.push(format!("property#{h:08x}"));
+            }
+        }
+        names.sort();
+        names
+    }
+}
+
+/// Property and component names an update reason can name even when only the stored version
+/// had them.
+const STANDARD_NAMES: [&str; 36] = [
+    "ATTACH", "ATTENDEE", "CATEGORIES", "CLASS", "COLOR", "COMMENT", "CONFERENCE", "CONTACT", "CREATED",
+    "DESCRIPTION", "DTEND", "DTSTAMP", "DTSTART", "DURATION", "EXDATE", "GEO", "IMAGE", "LAST-MODIFIED",
+    "LOCATION", "ORGANIZER", "PRIORITY", "RDATE", "RECURRENCE-ID", "RELATED-TO", "RESOURCES", "RRULE",
+    "SEQUENCE", "STATUS", "SUMMARY", "TRANSP", "UID", "URL", "VALARM", "X-ALT-DESC",
+    "X-MICROSOFT-CDO-BUSYSTATUS", "X-APPLE-TRAVEL-ADVISORY-BEHAVIOR",
+];
+
+fn read_key_field(fields: &mut KeyFields, line: &ContentLine<'_>) {
+    let text = || String::from_utf8_lossy(line.value).trim().to_owned();
+    if line.is(b"UID") {
+        if fields.uid.is_none() {
+            fields.uid = Some(text());
+        }
+    } else if line.is(b"RECURRENCE-ID") {
+        let tzid = line.param(b"TZID").map(|t| String::from_utf8_lossy(t).into_owned());
+        let is_date = line.param(b"VALUE").is_some_and(|v| v.eq_ignore_ascii_case(b"DATE"));
+        let range = line.param(b"RANGE").is_some_and(|v| v.eq_ignore_ascii_case(b"THISANDFUTURE"));
+        fields.rid = Some((text(), tzid, is_date, range));
+    } else if line.is(b"SEQUENCE") {
+        fields.sequence = text().parse().ok();
+    } else if line.is(b"LAST-MODIFIED") {
+        fields.last_modified = crate::ics::parse::utc_time(&text());
+    }
+}
+
+impl fmt::Debug for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Event")
+            .field("key", &self.key)
+            .field("fingerprint", &self.fingerprint)
+            .field("sequence", &self.sequence)
+            .field("href", &self.href)
+            .field("raw_len", &self.raw.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Two events are equal when key, fingerprint, resource and raw text are equal.
+impl PartialEq for Event {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key
+            && self.fingerprint == other.fingerprint
+            && self.href == other.href
+            && self.etag == other.etag
+            && self.raw == other.raw
+    }
+}
+
+impl Eq for Event {}
+
+#[derive(Serialize, Deserialize)]
+struct EventRepr {
+    key: EventKey,
+    fingerprint: Fingerprint,
+    digest: PropertyDigest,
+    sequence: Option<i64>,
+    last_modified: Option<DateTime<Utc>>,
+    href: Option<Href>,
+    etag: Option<Etag>,
+    raw: String,
+    #[serde(skip_deserializing)]
+    details: Option<EventDetails>,
+}
+
+impl Serialize for Event {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        EventRepr {
+            key: self.key.clone(),
+            fingerprint: self.fingerprint,
+            digest: self.digest.clone(),
+            sequence: self.sequence,
+            last_modified: self.last_modified,
+            href: self.href.clone(),
+            etag: self.etag.clone(),
+            raw: self.raw.to_string(),
+            details: Some(self.details().clone()),
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Event {
+    /// Reads the serialized form; `details` are re-parsed from `raw` when needed.
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let r = EventRepr::deserialize(d)?;
+        Ok(Self {
+            key: r.key,
+            fingerprint: r.fingerprint,
+            digest: r.digest,
+            sequence: r.sequence,
+            last_modified: r.last_modified,
+            href: r.href,
+            etag: r.etag,
+            raw: Arc::from(r.raw),
+            details: OnceLock::new(),
+        })
+    }
+}
+
+/// The fields of an event that hosts schedule with.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct EventDetails {
+    /// SUMMARY, unescaped.
+    pub summary: Option<String>,
+    /// DESCRIPTION, unescaped.
+    pub description: Option<String>,
+    /// LOCATION, unescaped.
+    pub location: Option<String>,
+    /// DTSTART.
+    pub start: Option<EventTime>,
+    /// DTEND.
+    pub end: Option<EventTime>,
+    /// DURATION in seconds (negative durations are kept as written).
+    pub duration_seconds: Option<i64>,
+    /// RRULE values as written (normally one).
+    pub rrule: Vec<String>,
+    /// RDATE instants.
+    pub rdate: Vec<EventTime>,
+    /// EXDATE instants.
+    pub exdate: Vec<EventTime>,
+    /// STATUS.
+    pub status: Option<EventStatus>,
+    /// TRANSP.
+    pub transparency: Option<Transparency>,
+    /// ORGANIZER.
+    pub organizer: Option<Person>,
+    /// ATTENDEE lines.
+    pub attendees: Vec<Person>,
+    /// What could not be interpreted (unknown time zones, unreadable dates, …).
+    pub problems: Vec<String>,
+}
+
+impl EventDetails {
+    /// Whether the event is all-day (its start is a DATE).
+    #[must_use]
+    pub fn is_all_day(&self) -> bool {
+        matches!(self.start, Some(EventTime::Date { .. }))
+    }
+
+    /// The end as UTC: DTEND, else DTSTART + DURATION, else DTSTART (+1 day for a DATE).
+    ///
+    /// When both DTEND and DURATION are present (invalid, but Thunderbird writes it), DTEND
+    /// wins.
+    #[must_use]
+    pub fn end_utc(&self) -> Option<DateTime<Utc>> {
+        if let Some(end) = self.end.as_ref().and_then(EventTime::to_utc) {
+            return Some(end);
+        }
+        let start = self.start.as_ref()?;
+        let begin = start.to_utc()?;
+        match (self.duration_seconds, start) {
+            (Some(secs), _) => begin.checked_add_signed(chrono::Duration::seconds(secs)),
+            (None, EventTime::Date { .. }) => begin.checked_add_signed(chrono::Duration::days(1)),
+            (None, _) => Some(begin),
+        }
+    }
+}
+
+/// A DTSTART / DTEND / RDATE / EXDATE value.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventTime {
+    /// An all-day date.
+    Date {
+        /// The date.
+        date: NaiveDate,
+    },
+    /// A floating local time (no zone: the same wall-clock time everywhere).
+    Floating {
+        /// The wall-clock time.
+        local: NaiveDateTime,
+    },
+    /// A UTC instant.
+    Utc {
+        /// The instant.
+        at: DateTime<Utc>,
+    },
+    /// A local time in a named zone.
+    Zoned {
+        /// The wall-clock time.
+        local: NaiveDateTime,
+        /// The TZID as written.
+        tzid: String,
+        /// The instant, when the zone is known.
+        utc: Option<DateTime<Utc>>,
+    },
+}
+
+impl EventTime {
+    /// The instant in UTC. Dates and floating times are read as UTC (midnight for a date);
+    /// a zoned time with an unknown zone has none.
+    #[must_use]
+    pub fn to_utc(&self) -> Option<DateTime<Utc>> {
+        match self {
+            Self::Date { date } => date.and_hms_opt(0, 0, 0).map(|t| t.and_utc()),
+            Self::Floating { local } => Some(local.and_utc()),
+            Self::Utc { at } => Some(*at),
+            Self::Zoned { utc, .. } => *utc,
+        }
+    }
+}
+
+/// STATUS of an event.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventStatus {
+    /// TENTATIVE.
+    Tentative,
+    /// CONFIRMED.
+    Confirmed,
+    /// CANCELLED.
+    Cancelled,
+    /// Anything else, as written.
+    Other(String),
+}
+
+/// TRANSP of an event: whether it blocks time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Transparency {
+    /// OPAQUE: busy.
+    Opaque,
+    /// TRANSPARENT: free.
+    Transparent,
+}
+
+/// An ORGANIZER or ATTENDEE.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Person {
+    /// The calendar address as written (usually `mailto:`).
+    pub address: String,
+    /// CN, the display name.
+    pub name: Option<String>,
+    /// PARTSTAT (attendees).
+    pub participation: Option<String>,
+    /// ROLE (attendees).
+    pub role: Option<String>,
+}

@@ -1,0 +1,257 @@
+//! Parsing one component's properties into [`EventDetails`], with the `icalendar` crate
+//! reading each property line and its typed values.
+//!
+//! Lines are parsed one at a time (never the component tree), so no input can drive the
+//! `icalendar` parser's recursion.
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone as _, Utc};
+use icalendar::{CalendarDateTime, DatePerhapsTime};
+
+use crate::event::{EventDetails, EventStatus, EventTime, Person, Transparency};
+use crate::ics::lines::{ContentLine, Lines};
+
+/// Parses the top-level properties of `raw` (nested components such as VALARM are skipped).
+pub(crate) fn details(raw: &str) -> EventDetails {
+    let mut out = EventDetails::default();
+    let mut depth = 0usize;
+    for line in Lines::new(raw.as_bytes()) {
+        let Some(cl) = ContentLine::split(&line.text) else {
+            if !line.text.is_empty() {
+                out.problems.push(format!("unreadable line at byte {}", line.offset));
+            }
+            continue;
+        };
+        if cl.is(b"BEGIN") {
+            depth += 1;
+            continue;
+        }
+        if cl.is(b"END") {
+            depth = depth.saturating_sub(1);
+            continue;
+        }
+        if depth != 1 {
+            continue;
+        }
+        let text = String::from_utf8_lossy(&line.text);
+        if let Ok(parsed) = icalendar::parser::Property::try_from(text.as_ref()) {
+            apply(&mut out, &icalendar::Property::from(parsed));
+        } else {
+            let name = String::from_utf8_lossy(cl.name);
+            out.problems.push(format!("unreadable {name} property"));
+        }
+    }
+    out
+}
+
+fn apply(out: &mut EventDetails, prop: &icalendar::Property) {
+    let value = prop.value();
+    match prop.key().to_ascii_uppercase().as_str() {
+        "SUMMARY" => out.summary = Some(value.to_owned()),
+        "DESCRIPTION" => out.description = Some(value.to_owned()),
+        "LOCATION" => out.location = Some(value.to_owned()),
+        "DTSTART" => out.start = time(out, prop),
+        "DTEND" => out.end = time(out, prop),
+        "DURATION" => match duration_seconds(value) {
+            Some(secs) => out.duration_seconds = Some(secs),
+            None => out.problems.push(format!("unreadable DURATION {value:?}")),
+        },
+        "RRULE" if !value.trim().is_empty() => out.rrule.push(value.to_owned()),
+        "RDATE" => {
+            let t = times(out, prop);
+            out.rdate.extend(t);
+        }
+        "EXDATE" => {
+            let t = times(out, prop);
+            out.exdate.extend(t);
+        }
+        "STATUS" => {
+            out.status = Some(match value.trim().to_ascii_uppercase().as_str() {
+                "TENTATIVE" => EventStatus::Tentative,
+                "CONFIRMED" => EventStatus::Confirmed,
+                "CANCELLED" => EventStatus::Cancelled,
+                _ => EventStatus::Other(value.to_owned()),
+            });
+        }
+        "TRANSP" => {
+            out.transparency = match value.trim().to_ascii_uppercase().as_str() {
+                "TRANSPARENT" => Some(Transparency::Transparent),
+                "OPAQUE" => Some(Transparency::Opaque),
+                _ => None,
+            };
+        }
+        "ORGANIZER" => out.organizer = Some(person(prop)),
+        "ATTENDEE" => out.attendees.push(person(prop)),
+        _ => {}
+    }
+}
+
+fn param(prop: &icalendar::Property, name: &str) -> Option<String> {
+    prop.params().get(name).map(|p| p.value().trim_matches('"').to_owned())
+}
+
+fn person(prop: &icalendar::Property) -> Person {
+    Person {
+        address: prop.value().to_owned(),
+        name: param(prop, "CN"),
+        participation: param(prop, "PARTSTAT"),
+        role: param(prop, "ROLE"),
+    }
+}
+
+fn time(out: &mut EventDetails, prop: &icalendar::Property) -> Option<EventTime> {
+    let parsed = DatePerhapsTime::from_property(prop).map(convert);
+    if parsed.is_none() {
+        out.problems.push(format!("unreadable {} {:?}", prop.key(), prop.value()));
+    }
+    note_unknown_zone(out, parsed.as_ref());
+    parsed
+}
+
+fn times(out: &mut EventDetails, prop: &icalendar::Property) -> Vec<EventTime> {
+    let mut list = Vec::new();
+    for part in prop.value().split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        if part.contains('/') {
+            // A PERIOD: its start is the instance.
+            let start = part.split('/').next().unwrap_or_default();
+            if let Some(t) = single_time(prop, start) {
+                list.push(t);
+                continue;
+            }
+        }
+        match single_time(prop, part) {
+            Some(t) => {
+                note_unknown_zone(out, Some(&t));
+                list.push(t);
+            }
+            None => out.problems.push(format!("unreadable {} value {part:?}", prop.key())),
+        }
+    }
+    list
+}
+
+fn single_time(prop: &icalendar::Property, value: &str) -> Option<EventTime> {
+    let mut one = icalendar::Property::new(prop.key(), value);
+    for p in prop.params().values() {
+        one.append_parameter(p.clone());
+    }
+    DatePerhapsTime::from_property(&one).map(convert)
+}
+
+fn note_unknown_zone(out: &mut EventDetails, t: Option<&EventTime>) {
+    if let Some(EventTime::Zoned { tzid, utc: None, .. }) = t {
+        let msg = format!("unknown time zone {tzid:?}");
+        if !out.problems.contains(&msg) {
+            out.problems.push(msg);
+        }
+    }
+}
+
+fn convert(t: DatePerhapsTime) -> EventTime {
+    match t {
+        DatePerhapsTime::Date(date) => EventTime::Date { date },
+        DatePerhapsTime::DateTime(CalendarDateTime::Floating(local)) => EventTime::Floating { local },
+        DatePerhapsTime::DateTime(CalendarDateTime::Utc(at)) => EventTime::Utc { at },
+        DatePerhapsTime::DateTime(CalendarDateTime::WithTimezone { date_time, tzid }) => {
+            let utc = crate::tz::resolve(&tzid).map(|tz| crate::tz::to_utc(tz, date_time));
+            EventTime::Zoned { local: date_time, tzid, utc }
+        }
+    }
+}
+
+/// Reads a UTC DATE-TIME (`20240105T090000Z`); a floating value is read as UTC and a DATE as
+/// its midnight.
+pub(crate) fn utc_time(value: &str) -> Option<DateTime<Utc>> {
+    let value = value.trim();
+    let local = value.strip_suffix('Z').unwrap_or(value);
+    if let Ok(t) = NaiveDateTime::parse_from_str(local, "%Y%m%dT%H%M%S") {
+        return Some(Utc.from_utc_datetime(&t));
+    }
+    NaiveDate::parse_from_str(local, "%Y%m%d").ok()?.and_hms_opt(0, 0, 0).map(|t| t.and_utc())
+}
+
+/// Reads an RFC 5545 DURATION (`P1W`, `-PT15M`, `P1DT2H`, `P0DT0H10M0S`) as seconds.
+pub(crate) fn duration_seconds(value: &str) -> Option<i64> {
+    let v = value.trim();
+    let (sign, v) = match v.as_bytes().first()? {
+        b'-' => (-1, v.get(1..)?),
+        b'+' => (1, v.get(1..)?),
+        _ => (1, v),
+    };
+    let v = v.strip_prefix('P').or_else(|| v.strip_prefix('p'))?;
+    let mut total: i64 = 0;
+    let mut num: Option<i64> = None;
+    let mut in_time = false;
+    let mut any = false;
+    for c in v.chars() {
+        match c.to_ascii_uppercase() {
+            'T' if !in_time && num.is_none() => in_time = true,
+            d @ '0'..='9' => {
+                let digit = i64::from(d.to_digit(10)?);
+                num = Some(num.unwrap_or(0).checked_mul(10)?.checked_add(digit)?);
+            }
+            unit => {
+                let n = num.take()?;
+                let factor = match (unit, in_time) {
+                    ('W', false) => 7 * 86_400,
+                    ('D', false) => 86_400,
+                    ('H', true) => 3_600,
+                    ('M', true) => 60,
+                    ('S', true) => 1,
+                    _ => return None,
+                };
+                total = total.checked_add(n.checked_mul(factor)?)?;
+                any = true;
+            }
+        }
+    }
+    if num.is_some() || !any {
+        return None;
+    }
+    Some(sign * total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(duration_seconds("PT15M"), Some(900));
+        assert_eq!(duration_seconds("-P0DT0H10M0S"), Some(-600));
+        assert_eq!(duration_seconds("P1W"), Some(604_800));
+        assert_eq!(duration_seconds("P1DT2H"), Some(93_600));
+        assert_eq!(duration_seconds("PT"), None);
+        assert_eq!(duration_seconds("P1H"), None);
+        assert_eq!(duration_seconds(""), None);
+        assert_eq!(duration_seconds("P99999999999999999999D"), None);
+    }
+
+    #[test]
+    fn details_read_fields_and_skip_alarms() {
+        let raw = "BEGIN:VEVENT\r\nUID:1\r\nSUMMARY:Lunch\\, then walk\r\nDTSTART;TZID=Europe/Berlin:20240105T120000\r\nDURATION:PT1H\r\nRRULE:FREQ=WEEKLY\r\nEXDATE;TZID=Europe/Berlin:20240112T120000,20240119T120000\r\nSTATUS:confirmed\r\nTRANSP:TRANSPARENT\r\nORGANIZER;CN=Ann:mailto:ann@x.org\r\nATTENDEE;CN=\"Bo, B\";PARTSTAT=ACCEPTED:mailto:bo@x.org\r\nBEGIN:VALARM\r\nSUMMARY:alarm text\r\nEND:VALARM\r\nEND:VEVENT\r\n";
+        let d = details(raw);
+        assert_eq!(d.summary.as_deref(), Some("Lunch, then walk"));
+        let start = d.start.clone().unwrap();
+        assert_eq!(start.to_utc().unwrap().to_rfc3339(), "2024-01-05T11:00:00+00:00");
+        assert_eq!(d.duration_seconds, Some(3600));
+        assert_eq!(d.end_utc().unwrap().to_rfc3339(), "2024-01-05T12:00:00+00:00");
+        assert_eq!(d.rrule, vec!["FREQ=WEEKLY".to_owned()]);
+        assert_eq!(d.exdate.len(), 2);
+        assert_eq!(d.status, Some(EventStatus::Confirmed));
+        assert_eq!(d.transparency, Some(Transparency::Transparent));
+        assert_eq!(d.organizer.unwrap().name.as_deref(), Some("Ann"));
+        assert_eq!(d.attendees[0].name.as_deref(), Some("Bo, B"));
+        assert_eq!(d.attendees[0].participation.as_deref(), Some("ACCEPTED"));
+        assert!(d.problems.is_empty(), "{:?}", d.problems);
+    }
+
+    #[test]
+    fn all_day_and_problems() {
+        let d = details("BEGIN:VEVENT\nUID:1\nDTSTART:20240105\nDTEND;TZID=Nowhere/Land:20240106T000000\nEND:VEVENT");
+        assert!(d.is_all_day());
+        assert_eq!(d.problems, vec!["unknown time zone \"Nowhere/Land\"".to_owned()]);
+        let d = details("BEGIN:VEVENT\nDTSTART:garbage\nEND:VEVENT");
+        assert!(d.start.is_none());
+        assert_eq!(d.problems.len(), 1);
+    }
+}

@@ -1,0 +1,105 @@
+//! Calendar sync with scoped event identity and the fewest possible writes.
+//!
+//! calscope pulls calendars from any provider (ICS feeds, CalDAV, custom APIs) into the
+//! host's own database. It diffs what a source reports against what the host stored and
+//! writes only real changes: re-syncing unchanged data writes nothing, whatever the feed
+//! regenerated (DTSTAMP and friends), and no write ever leaves its calendar.
+//!
+//! ```
+//! use calscope::{CalendarId, Engine, Event, FingerprintPolicy, MemorySource, MemoryStore};
+//! # futures::executor::block_on(async {
+//! let policy = FingerprintPolicy::default();
+//! let source = MemorySource::new();
+//! // Two users' calendars holding the *same* holiday UID.
+//! let (alice, bob) = (CalendarId::new("alice")?, CalendarId::new("bob")?);
+//! for cal in [&alice, &bob] {
+//!     let ics = "BEGIN:VEVENT\r\nUID:xmas@holidays\r\nDTSTART;VALUE=DATE:20261225\r\nSUMMARY:Christmas\r\nEND:VEVENT\r\n";
+//!     source.put(Event::from_ics(cal, ics, &policy)?);
+//! }
+//! let engine = Engine::new(MemoryStore::new());
+//! for cal in [&alice, &bob] {
+//!     assert_eq!(engine.sync(&source, cal).await.inserted, 1);
+//! }
+//! // A re-sync writes nothing, and each calendar keeps its own row.
+//! assert_eq!(engine.sync(&source, &alice).await.writes(), 0);
+//! assert_eq!(engine.store().events(&bob).len(), 1);
+//! # Ok::<(), calscope::Error>(()) }).unwrap();
+//! ```
+//!
+//! # Concepts
+//!
+//! - **Source** ([`CalendarSource`]): where calendars come from. It answers a fetch with a
+//!   [`Snapshot`] (everything; deletions are computed) or a [`Delta`] (explicit changes), plus
+//!   a cursor.
+//! - **Calendar** ([`CalendarId`]): the host's name for one calendar; the scope of every key.
+//! - **Event key** ([`EventKey`]): calendar + UID + normalized RECURRENCE-ID. UIDs repeat across
+//!   calendars (shared invites, generated holiday calendars), so an unscoped key cannot be
+//!   expressed. A recurring event's overrides are separate keys under the master's UID.
+//! - **Fingerprint** ([`Fingerprint`]): 128 bits over a canonical form of the component that
+//!   ignores volatile properties ([`FingerprintPolicy`]), property order, case of names, folding
+//!   and line endings. A row is rewritten only when its fingerprint differs.
+//! - **Plan** ([`Plan`]): the inserts, updates and deletes for one calendar, each with its
+//!   reason, computed by the pure [`plan()`] function.
+//! - **Cursor** ([`Cursor`]): a source's position (sync token, HTTP validators). The store
+//!   keeps it in the same transaction as the changes, so it advances only with a committed
+//!   apply, and a calendar [`Revision`] makes concurrent applies of one calendar fail instead of
+//!   interleaving.
+//!
+//! # Design
+//!
+//! **Why is the planner pure?** Every decision about what to write lives in one synchronous
+//! function without I/O: it is tested with literals, property-tested for convergence,
+//! idempotence, minimality and isolation, and benchmarked without a runtime. The [`Engine`] only
+//! moves data between source, planner and store.
+//!
+//! **Why doesn't calscope own the database?** Hosts already have one, with their own schema,
+//! migrations and transactions. A [`Store`] needs two operations (load a calendar's state, apply
+//! a plan atomically with its cursor); the provided stores are adapters, not a requirement.
+//!
+//! **Why can an empty or broken feed not wipe a calendar?** A complete but empty snapshot over
+//! stored events, and a plan that deletes or updates more than a set share, are *blocked*
+//! ([`PlanOptions`]); a snapshot marked incomplete deletes nothing.
+//!
+//! **Why does the store, not the engine, check row counts?** The write-amplification guard
+//! must run *before* commit to roll back. Stores call [`Plan::check_rows`] inside their
+//! transaction; the engine checks the reported counts again.
+//!
+//! # Providers and stores
+//!
+//! Always compiled: [`MemorySource`] (events in memory with a change log, deltas and cursor
+//! expiry) and [`MemoryStore`]. The ICS, CalDAV, SQLite and Postgres adapters arrive behind
+//! cargo features.
+//!
+//! # Crate features
+//!
+//! | feature | what it adds |
+//! |---|---|
+//! | *(none)* | the core: ids, events, fingerprints, planner, engine, memory source and store |
+
+mod engine;
+mod error;
+mod event;
+mod fingerprint;
+mod ics;
+mod id;
+mod plan;
+mod providers;
+mod source;
+mod store;
+mod stores;
+mod tz;
+
+pub use engine::{CalendarReport, Engine, SyncJob, SyncOptions, SyncReport, SyncStatus};
+pub use error::{Error, ErrorKind, Result};
+pub use event::{Event, EventDetails, EventStatus, EventTime, MAX_COMPONENT_DEPTH, Person, Transparency};
+pub use fingerprint::{DEFAULT_VOLATILE, Fingerprint, FingerprintPolicy, PropertyDigest};
+pub use id::{
+    CalendarId, Cursor, Etag, EventKey, Href, MAX_CALENDAR_ID_LEN, MAX_UID_LEN, RecurrenceId, RecurrenceValue, Uid,
+};
+pub use plan::{Blocked, Change, DeleteReason, Diagnostic, Plan, PlanBasis, PlanOptions, plan};
+pub use providers::memory::MemorySource;
+pub use source::{CalendarInfo, CalendarSource, Capabilities, Changes, Delta, FetchRequest, Fetched, Snapshot};
+pub use store::{
+    Applied, ApplyRequest, CalendarHead, LoadScope, Revision, Store, StoredEntry, StoredState,
+};
+pub use stores::memory::{MemoryStore, WriteStats};

@@ -1,0 +1,3 @@
+//! [`CalendarSource`](crate::CalendarSource) implementations. `memory` is always compiled.
+
+pub(crate) mod memory;

@@ -1,0 +1,246 @@
+//! Where events come from: the [`CalendarSource`] trait and what it answers.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::event::Event;
+use crate::id::{CalendarId, Cursor, EventKey, Href};
+
+/// A provider of calendars: an ICS feed, a CalDAV account, a custom API.
+///
+/// # Behavior
+///
+/// - [`calendars`](Self::calendars) lists the calendars the source can fetch; its ids are the
+///   ones [`fetch`](Self::fetch) accepts.
+/// - `fetch` without a cursor answers a [`Changes::Snapshot`]: the complete current content of
+///   the calendar. Every event in it belongs to the requested calendar.
+/// - `fetch` with a cursor the source issued answers a [`Changes::Delta`] relative to that
+///   cursor, or a snapshot (always allowed).
+/// - A source that cannot honor a cursor any more fails with
+///   [`ErrorKind::CursorExpired`](crate::ErrorKind::CursorExpired); the engine then fetches a
+///   snapshot, from which deletions in the gap are computed.
+/// - A snapshot some components of which could not be read is marked incomplete
+///   ([`Snapshot::is_complete`] is false); no deletions are inferred from it.
+/// - The returned cursor, stored only together with the applied changes, resumes after
+///   everything the answer contained.
+/// - Fetching never changes the source.
+#[async_trait]
+pub trait CalendarSource: Send + Sync + Debug {
+    /// What this source supports.
+    fn capabilities(&self) -> Capabilities;
+
+    /// Lists the calendars this source can fetch.
+    ///
+    /// # Errors
+    /// Transport, authorization or parse failures of the source.
+    async fn calendars(&self) -> Result<Vec<CalendarInfo>>;
+
+    /// Fetches one calendar's changes since `request.cursor()`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::CursorExpired`](crate::ErrorKind::CursorExpired) when the cursor is no longer
+    /// valid; [`ErrorKind::NotFound`](crate::ErrorKind::NotFound) for an unknown calendar; any
+    /// transport, authorization or parse failure.
+    async fn fetch(&self, request: FetchRequest<'_>) -> Result<Fetched>;
+}
+
+/// What a [`CalendarSource`] supports.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Capabilities {
+    /// The source answers deltas for cursors it issued.
+    pub delta: bool,
+    /// The source issues cursors (sync tokens, HTTP validators) at all.
+    pub cursor: bool,
+    /// The source can list several calendars.
+    pub list_calendars: bool,
+}
+
+impl Capabilities {
+    /// Capabilities of a snapshot-only source without cursors.
+    #[must_use]
+    pub fn snapshot_only() -> Self {
+        Self::default()
+    }
+
+    /// Sets whether deltas are supported.
+    #[must_use]
+    pub fn with_delta(mut self, delta: bool) -> Self {
+        self.delta = delta;
+        self
+    }
+
+    /// Sets whether cursors are issued.
+    #[must_use]
+    pub fn with_cursor(mut self, cursor: bool) -> Self {
+        self.cursor = cursor;
+        self
+    }
+
+    /// Sets whether several calendars can be listed.
+    #[must_use]
+    pub fn with_list_calendars(mut self, list: bool) -> Self {
+        self.list_calendars = list;
+        self
+    }
+}
+
+/// One calendar as a source lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct CalendarInfo {
+    /// The id to fetch it with.
+    pub id: CalendarId,
+    /// Its display name, when the source has one.
+    pub name: Option<String>,
+}
+
+impl CalendarInfo {
+    /// A calendar with an id and an optional display name.
+    #[must_use]
+    pub fn new(id: CalendarId, name: Option<String>) -> Self {
+        Self { id, name }
+    }
+}
+
+/// The arguments of [`CalendarSource::fetch`].
+#[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
+pub struct FetchRequest<'a> {
+    /// The calendar to fetch.
+    pub calendar: &'a CalendarId,
+    /// The stored cursor; `None` asks for a snapshot.
+    pub cursor: Option<&'a Cursor>,
+}
+
+impl<'a> FetchRequest<'a> {
+    /// A request for `calendar`'s changes since `cursor`.
+    #[must_use]
+    pub fn new(calendar: &'a CalendarId, cursor: Option<&'a Cursor>) -> Self {
+        Self { calendar, cursor }
+    }
+}
+
+/// A source's answer to [`CalendarSource::fetch`].
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct Fetched {
+    /// What changed.
+    pub changes: Changes,
+    /// The cursor to resume from once these changes are applied; `None` when the source issues
+    /// none.
+    pub cursor: Option<Cursor>,
+    /// Things worth telling the host that did not stop the fetch.
+    pub warnings: Vec<String>,
+}
+
+impl Fetched {
+    /// An answer with no warnings.
+    #[must_use]
+    pub fn new(changes: Changes, cursor: Option<Cursor>) -> Self {
+        Self { changes, cursor, warnings: Vec::new() }
+    }
+
+    /// The same answer with warnings added.
+    #[must_use]
+    pub fn with_warnings(mut self, warnings: Vec<String>) -> Self {
+        self.warnings.extend(warnings);
+        self
+    }
+}
+
+/// The two shapes of change a source can report.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Changes {
+    /// The complete current content; deletions are whatever is stored but absent.
+    Snapshot(Snapshot),
+    /// Explicit changes relative to a cursor.
+    Delta(Delta),
+}
+
+/// The complete content of a calendar (or as much as could be read).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Snapshot {
+    events: Vec<Event>,
+    complete: bool,
+}
+
+impl Snapshot {
+    /// A complete snapshot.
+    #[must_use]
+    pub fn complete(events: Vec<Event>) -> Self {
+        Self { events, complete: true }
+    }
+
+    /// A snapshot from which some components could not be read: no deletions are inferred.
+    #[must_use]
+    pub fn incomplete(events: Vec<Event>) -> Self {
+        Self { events, complete: false }
+    }
+
+    /// The events.
+    #[must_use]
+    pub fn events(&self) -> &[Event] {
+        &self.events
+    }
+
+    /// Whether every component of the calendar was read.
+    #[must_use]
+    pub fn is_complete(&self) -> bool {
+        self.complete
+    }
+
+    /// Takes the events out.
+    #[must_use]
+    pub fn into_events(self) -> Vec<Event> {
+        self.events
+    }
+}
+
+/// Changes relative to a cursor.
+///
+/// An event with an [`href`](Event::href) is a piece of a *resource* (a CalDAV object holds a
+/// master and its overrides): every href that appears among the upserts is replaced whole, so
+/// stored events of that href that are not among the upserts are deleted.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Delta {
+    /// Added or changed events.
+    pub upserts: Vec<Event>,
+    /// Removed events.
+    pub removals: Vec<EventKey>,
+    /// Removed resources: every stored event with one of these hrefs is deleted.
+    pub removed_hrefs: Vec<Href>,
+}
+
+impl Delta {
+    /// Whether the delta changes nothing (a `304 Not Modified`, an unchanged sync token).
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.upserts.is_empty() && self.removals.is_empty() && self.removed_hrefs.is_empty()
+    }
+}
+
+macro_rules! forward_source {
+    ($ty:ty) => {
+        #[async_trait]
+        impl<T: CalendarSource + ?Sized> CalendarSource for $ty {
+            fn capabilities(&self) -> Capabilities {
+                (**self).capabilities()
+            }
+            async fn calendars(&self) -> Result<Vec<CalendarInfo>> {
+                (**self).calendars().await
+            }
+            async fn fetch(&self, request: FetchRequest<'_>) -> Result<Fetched> {
+                (**self).fetch(request).await
+            }
+        }
+    };
+}
+
+forward_source!(Arc<T>);
+forward_source!(Box<T>);
+forward_source!(&T);

@@ -1,0 +1,307 @@
+//! Where events are kept: the [`Store`] trait and the state a store loads for planning.
+
+use std::collections::HashMap;
+use std::fmt::{self, Debug};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::fingerprint::{Fingerprint, PropertyDigest};
+use crate::id::{CalendarId, Cursor, Etag, EventKey, Href};
+use crate::plan::Plan;
+
+/// A host's storage of synced events, one row per [`EventKey`].
+///
+/// # Behavior
+///
+/// - [`load`](Self::load) of a calendar the store has never seen answers an empty state at
+///   [`Revision::ZERO`] with no cursor.
+/// - `load` with [`LoadScope::All`] answers every stored event of the calendar and nothing of
+///   any other calendar; [`LoadScope::Touched`] answers at least the stored events with one of
+///   the given keys or hrefs; [`LoadScope::Head`] answers only the [`CalendarHead`].
+/// - [`apply`](Self::apply) writes all of a plan's changes and the new cursor atomically, or
+///   nothing.
+/// - `apply` fails with [`ErrorKind::Conflict`] and writes nothing when the calendar's revision
+///   is no longer [`ApplyRequest::expected`]; a successful apply moves the revision forward.
+/// - `apply` touches only rows of the plan's calendar, even when other calendars hold the same
+///   UIDs.
+/// - `apply` counts the rows each change affected and calls [`Plan::check_rows`] before it
+///   commits: when a change affected a number of rows other than one, it rolls back and fails
+///   with [`ErrorKind::ScopeViolation`]. It answers those counts in [`Applied::rows`].
+/// - `apply` refuses a plan for which [`Plan::validate`] fails (a blocked plan, a change keyed
+///   to another calendar), writing nothing.
+/// - Applying changes that are already applied is impossible by construction: the revision
+///   check rejects a second apply of the same plan.
+#[async_trait]
+pub trait Store: Send + Sync + Debug {
+    /// Loads what the planner needs to know about one calendar.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Storage`] when the store fails, or when it holds a state it cannot read.
+    async fn load(&self, calendar: &CalendarId, scope: LoadScope<'_>) -> Result<StoredState>;
+
+    /// Applies one calendar's plan together with its new cursor.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Conflict`] when the revision moved, [`ErrorKind::ScopeViolation`] when a
+    /// change affected a number of rows other than one, [`ErrorKind::InvalidInput`] for a plan
+    /// that fails [`Plan::validate`], [`ErrorKind::Storage`] when the store fails. On every error
+    /// nothing was written.
+    async fn apply(&self, request: ApplyRequest<'_>) -> Result<Applied>;
+}
+
+/// What [`Store::load`] should return.
+#[derive(Clone, Copy, Debug)]
+pub enum LoadScope<'a> {
+    /// Only the calendar's head (cursor, revision, event count).
+    Head,
+    /// Every stored event of the calendar (planning a snapshot).
+    All,
+    /// The stored events with one of these keys or hrefs (planning a delta).
+    Touched {
+        /// Keys the delta upserts or removes.
+        keys: &'a [EventKey],
+        /// Hrefs the delta replaces or removes.
+        hrefs: &'a [Href],
+    },
+}
+
+/// A calendar's version in a store: it moves forward with every applied plan.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Revision(pub u64);
+
+impl Revision {
+    /// The revision of a calendar that was never applied.
+    pub const ZERO: Self = Self(0);
+
+    /// The next revision.
+    #[must_use]
+    pub fn next(self) -> Self {
+        Self(self.0.saturating_add(1))
+    }
+}
+
+/// A calendar's cursor, revision and size in a store.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct CalendarHead {
+    /// The cursor stored with the last applied plan.
+    pub cursor: Option<Cursor>,
+    /// The revision the next apply must expect.
+    pub revision: Revision,
+    /// How many events the calendar holds in all (also when only some were loaded).
+    pub events: u64,
+}
+
+impl CalendarHead {
+    /// A head with these values.
+    #[must_use]
+    pub fn new(cursor: Option<Cursor>, revision: Revision, events: u64) -> Self {
+        Self { cursor, revision, events }
+    }
+}
+
+/// What the planner needs to know about one stored event.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct StoredEntry {
+    /// The event's key.
+    pub key: EventKey,
+    /// The fingerprint it was written with.
+    pub fingerprint: Fingerprint,
+    /// The property digest it was written with, when the store keeps it (update reasons
+    /// name the changed properties only when it does).
+    pub digest: Option<PropertyDigest>,
+    /// The source resource it came from.
+    pub href: Option<Href>,
+    /// The source resource's version tag.
+    pub etag: Option<Etag>,
+}
+
+impl StoredEntry {
+    /// An entry with just a key and a fingerprint.
+    #[must_use]
+    pub fn new(key: EventKey, fingerprint: Fingerprint) -> Self {
+        Self { key, fingerprint, digest: None, href: None, etag: None }
+    }
+
+    /// The entry describing `event` as written.
+    #[must_use]
+    pub fn of_event(event: &crate::Event) -> Self {
+        Self {
+            key: event.key().clone(),
+            fingerprint: event.fingerprint(),
+            digest: Some(event.digest().clone()),
+            href: event.href().cloned(),
+            etag: event.etag().cloned(),
+        }
+    }
+
+    /// The same entry with a digest.
+    #[must_use]
+    pub fn with_digest(mut self, digest: Option<PropertyDigest>) -> Self {
+        self.digest = digest;
+        self
+    }
+
+    /// The same entry with a source resource.
+    #[must_use]
+    pub fn with_href(mut self, href: Option<Href>, etag: Option<Etag>) -> Self {
+        self.href = href;
+        self.etag = etag;
+        self
+    }
+}
+
+/// A hasher for [`EventKey`] maps: keys hash only their UID and recurrence id, which come from
+/// remote data, so a keyed hasher keeps crafted UIDs from degrading lookups.
+pub(crate) type KeyHasher = std::hash::RandomState;
+
+/// One calendar's stored state, indexed by key for planning.
+#[derive(Clone)]
+pub struct StoredState {
+    calendar: CalendarId,
+    head: CalendarHead,
+    entries: Vec<StoredEntry>,
+    index: HashMap<EventKey, usize, KeyHasher>,
+}
+
+impl StoredState {
+    /// Indexes `entries` of `calendar`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Storage`] when an entry belongs to another calendar or a key appears
+    /// twice: a store in that state has lost its uniqueness guarantee, and planning over it
+    /// could not be trusted.
+    pub fn new(calendar: CalendarId, head: CalendarHead, entries: Vec<StoredEntry>) -> Result<Self> {
+        let mut index = HashMap::with_capacity_and_hasher(entries.len(), KeyHasher::default());
+        for (i, entry) in entries.iter().enumerate() {
+            if entry.key.calendar != calendar {
+                return Err(Error::new(
+                    ErrorKind::Storage,
+                    format!("stored state of {calendar} holds an event of another calendar: {}", entry.key),
+                ));
+            }
+            if index.insert(entry.key.clone(), i).is_some() {
+                return Err(Error::new(ErrorKind::Storage, format!("stored state holds {} twice", entry.key)));
+            }
+        }
+        Ok(Self { calendar, head, entries, index })
+    }
+
+    /// An empty state for a calendar never applied.
+    #[must_use]
+    pub fn empty(calendar: CalendarId) -> Self {
+        Self { calendar, head: CalendarHead::default(), entries: Vec::new(), index: HashMap::default() }
+    }
+
+    /// The calendar.
+    #[must_use]
+    pub fn calendar(&self) -> &CalendarId {
+        &self.calendar
+    }
+
+    /// Cursor, revision and size.
+    #[must_use]
+    pub fn head(&self) -> &CalendarHead {
+        &self.head
+    }
+
+    /// The loaded entries, in load order.
+    #[must_use]
+    pub fn entries(&self) -> &[StoredEntry] {
+        &self.entries
+    }
+
+    /// The entry for `key`, if loaded.
+    #[must_use]
+    pub fn get(&self, key: &EventKey) -> Option<&StoredEntry> {
+        self.position(key).and_then(|i| self.entries.get(i))
+    }
+
+    pub(crate) fn position(&self, key: &EventKey) -> Option<usize> {
+        self.index.get(key).copied()
+    }
+
+    /// Number of loaded entries.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether no entries were loaded.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+impl Debug for StoredState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoredState")
+            .field("calendar", &self.calendar)
+            .field("head", &self.head)
+            .field("entries", &self.entries.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The arguments of [`Store::apply`].
+#[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
+pub struct ApplyRequest<'a> {
+    /// The plan; its calendar is the one written.
+    pub plan: &'a Plan,
+    /// The revision the calendar must still be at.
+    pub expected: Revision,
+    /// The cursor to store with the changes.
+    pub cursor: Option<&'a Cursor>,
+}
+
+impl<'a> ApplyRequest<'a> {
+    /// A request to apply `plan` over revision `expected`, storing `cursor`.
+    #[must_use]
+    pub fn new(plan: &'a Plan, expected: Revision, cursor: Option<&'a Cursor>) -> Self {
+        Self { plan, expected, cursor }
+    }
+}
+
+/// What [`Store::apply`] did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[must_use]
+#[non_exhaustive]
+pub struct Applied {
+    /// The calendar's revision after the apply.
+    pub revision: Revision,
+    /// Rows affected by each change, in plan order.
+    pub rows: Vec<u64>,
+}
+
+impl Applied {
+    /// An apply outcome.
+    pub fn new(revision: Revision, rows: Vec<u64>) -> Self {
+        Self { revision, rows }
+    }
+}
+
+
+macro_rules! forward_store {
+    ($ty:ty) => {
+        #[async_trait]
+        impl<T: Store + ?Sized> Store for $ty {
+            async fn load(&self, calendar: &CalendarId, scope: LoadScope<'_>) -> Result<StoredState> {
+                (**self).load(calendar, scope).await
+            }
+            async fn apply(&self, request: ApplyRequest<'_>) -> Result<Applied> {
+                (**self).apply(request).await
+            }
+        }
+    };
+}
+
+forward_store!(Arc<T>);
+forward_store!(Box<T>);
+forward_store!(&T);

@@ -1,0 +1,3 @@
+//! [`Store`](crate::Store) implementations. `memory` is always compiled.
+
+pub(crate) mod memory;
