@@ -260,7 +260,12 @@ impl<S: Store> Engine<S> {
         SyncReport { calendars: reports.into_iter().map(|(_, r)| r).collect() }
     }
 
-    async fn run(&self, source: &dyn CalendarSource, calendar: &CalendarId, warnings: &mut Vec<String>) -> Result<Outcome> {
+    async fn run(
+        &self,
+        source: &dyn CalendarSource,
+        calendar: &CalendarId,
+        warnings: &mut Vec<String>,
+    ) -> Result<Outcome> {
         let head = self.store.load(calendar, LoadScope::Head).await?;
         let head_cursor = head.head().cursor.clone();
         let expected = head.head().revision;

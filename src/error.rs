@@ -137,11 +137,7 @@ impl fmt::Debug for Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.message.is_empty() {
-            f.write_str(self.kind.as_str())
-        } else {
-            f.write_str(&self.message)
-        }
+        if self.message.is_empty() { f.write_str(self.kind.as_str()) } else { f.write_str(&self.message) }
     }
 }
 

@@ -8,8 +8,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::{Error, Result};
 use crate::fingerprint::{Fingerprint, FingerprintPolicy, PropertyDigest, canonicalize, name_hash};
-use crate::id::{CalendarId, Etag, EventKey, Href, RecurrenceId, Uid};
 use crate::ics::lines::{ContentLine, Lines};
+use crate::id::{CalendarId, Etag, EventKey, Href, RecurrenceId, Uid};
 
 /// Deepest component nesting [`Event::from_ics`] accepts (VEVENT > VALARM is 2).
 pub const MAX_COMPONENT_DEPTH: usize = 8;
@@ -72,9 +72,9 @@ impl Event {
         }
         let uid = Uid::new(fields.uid.as_deref().unwrap_or_default().trim())?;
         let recurrence_id = match fields.rid {
-            Some((value, tzid, is_date, this_and_future)) => Some(
-                RecurrenceId::from_ical(&value, tzid.as_deref(), is_date)?.with_this_and_future(this_and_future),
-            ),
+            Some((value, tzid, is_date, this_and_future)) => {
+                Some(RecurrenceId::from_ical(&value, tzid.as_deref(), is_date)?.with_this_and_future(this_and_future))
+            }
             None => None,
         };
         Ok(Self {
@@ -202,11 +202,42 @@ impl Event {
 /// Property and component names an update reason can name even when only the stored version
 /// had them.
 const STANDARD_NAMES: [&str; 36] = [
-    "ATTACH", "ATTENDEE", "CATEGORIES", "CLASS", "COLOR", "COMMENT", "CONFERENCE", "CONTACT", "CREATED",
-    "DESCRIPTION", "DTEND", "DTSTAMP", "DTSTART", "DURATION", "EXDATE", "GEO", "IMAGE", "LAST-MODIFIED",
-    "LOCATION", "ORGANIZER", "PRIORITY", "RDATE", "RECURRENCE-ID", "RELATED-TO", "RESOURCES", "RRULE",
-    "SEQUENCE", "STATUS", "SUMMARY", "TRANSP", "UID", "URL", "VALARM", "X-ALT-DESC",
-    "X-MICROSOFT-CDO-BUSYSTATUS", "X-APPLE-TRAVEL-ADVISORY-BEHAVIOR",
+    "ATTACH",
+    "ATTENDEE",
+    "CATEGORIES",
+    "CLASS",
+    "COLOR",
+    "COMMENT",
+    "CONFERENCE",
+    "CONTACT",
+    "CREATED",
+    "DESCRIPTION",
+    "DTEND",
+    "DTSTAMP",
+    "DTSTART",
+    "DURATION",
+    "EXDATE",
+    "GEO",
+    "IMAGE",
+    "LAST-MODIFIED",
+    "LOCATION",
+    "ORGANIZER",
+    "PRIORITY",
+    "RDATE",
+    "RECURRENCE-ID",
+    "RELATED-TO",
+    "RESOURCES",
+    "RRULE",
+    "SEQUENCE",
+    "STATUS",
+    "SUMMARY",
+    "TRANSP",
+    "UID",
+    "URL",
+    "VALARM",
+    "X-ALT-DESC",
+    "X-MICROSOFT-CDO-BUSYSTATUS",
+    "X-APPLE-TRAVEL-ADVISORY-BEHAVIOR",
 ];
 
 fn read_key_field(fields: &mut KeyFields, line: &ContentLine<'_>) {

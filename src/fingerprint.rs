@@ -112,9 +112,7 @@ impl FromStr for Fingerprint {
         if s.len() != 32 {
             return Err(Error::invalid("fingerprint is not 32 hex digits"));
         }
-        u128::from_str_radix(s, 16)
-            .map(Self)
-            .map_err(|_| Error::invalid("fingerprint is not 32 hex digits"))
+        u128::from_str_radix(s, 16).map(Self).map_err(|_| Error::invalid("fingerprint is not 32 hex digits"))
     }
 }
 

@@ -219,8 +219,7 @@ impl RecurrenceId {
     /// # Errors
     /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) when the zone is unknown.
     pub fn zoned(local: NaiveDateTime, tzid: &str) -> Result<Self> {
-        let tz = crate::tz::resolve(tzid)
-            .ok_or_else(|| Error::invalid(format!("unknown time zone {tzid:?}")))?;
+        let tz = crate::tz::resolve(tzid).ok_or_else(|| Error::invalid(format!("unknown time zone {tzid:?}")))?;
         Ok(Self::instant(crate::tz::to_utc(tz, local)))
     }
 

@@ -99,7 +99,5 @@ pub use id::{
 pub use plan::{Blocked, Change, DeleteReason, Diagnostic, Plan, PlanBasis, PlanOptions, plan};
 pub use providers::memory::MemorySource;
 pub use source::{CalendarInfo, CalendarSource, Capabilities, Changes, Delta, FetchRequest, Fetched, Snapshot};
-pub use store::{
-    Applied, ApplyRequest, CalendarHead, LoadScope, Revision, Store, StoredEntry, StoredState,
-};
+pub use store::{Applied, ApplyRequest, CalendarHead, LoadScope, Revision, Store, StoredEntry, StoredState};
 pub use stores::memory::{MemoryStore, WriteStats};

@@ -250,7 +250,9 @@ impl Blocked {
         match self {
             Self::EmptySnapshot { stored } => Error::new(
                 ErrorKind::EmptySnapshot,
-                format!("source returned an empty calendar while {stored} events are stored; nothing deleted (allow_empty overrides)"),
+                format!(
+                    "source returned an empty calendar while {stored} events are stored; nothing deleted (allow_empty overrides)"
+                ),
             ),
             Self::MassChange { changes, stored, max_ratio } => Error::new(
                 ErrorKind::MassChange,
@@ -453,8 +455,7 @@ pub fn plan<'s>(calendar: &CalendarId, changes: &Changes, stored: &'s StoredStat
         PlanBasis::Delta => incoming.iter().filter_map(Event::href).collect(),
         _ => HashSet::new(),
     };
-    let removed_keys: HashSet<&EventKey, KeyHasher> =
-        removals.iter().filter(|k| &k.calendar == calendar).collect();
+    let removed_keys: HashSet<&EventKey, KeyHasher> = removals.iter().filter(|k| &k.calendar == calendar).collect();
     for key in removals.iter().filter(|k| &k.calendar != calendar) {
         diagnostics.push(Diagnostic::ForeignEvent { key: key.clone() });
     }
@@ -492,12 +493,7 @@ pub fn plan<'s>(calendar: &CalendarId, changes: &Changes, stored: &'s StoredStat
             Some(event) => Seen::Both(event, entry),
             None => Seen::StoredOnly(entry, absence(entry)),
         })
-        .chain(
-            fresh_order
-                .iter()
-                .filter_map(|k| fresh.get(k).and_then(|&i| incoming.get(i)))
-                .map(Seen::RemoteOnly),
-        );
+        .chain(fresh_order.iter().filter_map(|k| fresh.get(k).and_then(|&i| incoming.get(i))).map(Seen::RemoteOnly));
 
     let mut out = Vec::new();
     let mut unchanged = 0usize;
@@ -606,7 +602,13 @@ fn diagnostic_key(d: &Diagnostic) -> (u8, Option<&EventKey>) {
     }
 }
 
-fn guard(basis: PlanBasis, remote: usize, changes: &[Change], stored: &StoredState, o: &PlanOptions) -> Option<Blocked> {
+fn guard(
+    basis: PlanBasis,
+    remote: usize,
+    changes: &[Change],
+    stored: &StoredState,
+    o: &PlanOptions,
+) -> Option<Blocked> {
     let total = stored.head().events.max(stored.len() as u64);
     if basis == PlanBasis::Snapshot && remote == 0 && total > 0 && !o.allow_empty {
         return Some(Blocked::EmptySnapshot { stored: total });

@@ -287,7 +287,6 @@ impl Applied {
     }
 }
 
-
 macro_rules! forward_store {
     ($ty:ty) => {
         #[async_trait]

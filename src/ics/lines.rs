@@ -33,11 +33,8 @@ impl<'a> Lines<'a> {
             None => (self.data.len(), self.data.len()),
             Some(i) => {
                 let end = at + i;
-                let next = if rest.get(i) == Some(&b'\r') && rest.get(i + 1) == Some(&b'\n') {
-                    end + 2
-                } else {
-                    end + 1
-                };
+                let next =
+                    if rest.get(i) == Some(&b'\r') && rest.get(i + 1) == Some(&b'\n') { end + 2 } else { end + 1 };
                 (end, next)
             }
         }
@@ -122,9 +119,7 @@ impl<'a> ContentLine<'a> {
 
     /// The value of parameter `upper`, without surrounding quotes.
     pub(crate) fn param(&self, upper: &[u8]) -> Option<&'a [u8]> {
-        self.params()
-            .find(|(n, _)| n.eq_ignore_ascii_case(upper))
-            .map(|(_, v)| unquote(v))
+        self.params().find(|(n, _)| n.eq_ignore_ascii_case(upper)).map(|(_, v)| unquote(v))
     }
 }
 

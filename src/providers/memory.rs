@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::Event;
 use crate::id::{CalendarId, Cursor, EventKey};
-use crate::source::{Capabilities, CalendarInfo, CalendarSource, Changes, Delta, FetchRequest, Fetched, Snapshot};
+use crate::source::{CalendarInfo, CalendarSource, Capabilities, Changes, Delta, FetchRequest, Fetched, Snapshot};
 
 /// A [`CalendarSource`] over events held in memory.
 ///
@@ -87,7 +87,8 @@ impl MemorySource {
         for e in events.into_iter().filter(|e| &e.key().calendar == calendar) {
             wanted.insert(e.key().clone(), e);
         }
-        let current: Vec<EventKey> = self.lock().get(calendar).map(|c| c.events.keys().cloned().collect()).unwrap_or_default();
+        let current: Vec<EventKey> =
+            self.lock().get(calendar).map(|c| c.events.keys().cloned().collect()).unwrap_or_default();
         for key in current.iter().filter(|k| !wanted.contains_key(k)) {
             self.remove(key);
         }
@@ -136,7 +137,10 @@ impl CalendarSource for MemorySource {
             _ => None,
         };
         let Some(since) = since else {
-            return Ok(Fetched::new(Changes::Snapshot(Snapshot::complete(cal.events.values().cloned().collect())), next));
+            return Ok(Fetched::new(
+                Changes::Snapshot(Snapshot::complete(cal.events.values().cloned().collect())),
+                next,
+            ));
         };
         let mut touched: Vec<&EventKey> = cal.log.iter().filter(|(v, _)| *v > since).map(|(_, k)| k).collect();
         touched.sort();

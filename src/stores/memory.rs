@@ -128,7 +128,12 @@ impl Store for MemoryStore {
         if cal.revision != request.expected {
             return Err(Error::new(
                 ErrorKind::Conflict,
-                format!("{} is at revision {} but the plan expects {}", plan.calendar(), cal.revision.0, request.expected.0),
+                format!(
+                    "{} is at revision {} but the plan expects {}",
+                    plan.calendar(),
+                    cal.revision.0,
+                    request.expected.0
+                ),
             ));
         }
         // Count first (what an upsert / conditional update / keyed delete would touch), check,

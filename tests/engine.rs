@@ -1,0 +1,449 @@
+//! The engine end to end over the memory source and store, with fault-injecting wrappers.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use calscope::{
+    Applied, ApplyRequest, CalendarId, CalendarInfo, CalendarSource, Capabilities, Change, Changes, Engine, Error,
+    ErrorKind, Event, FetchRequest, Fetched, LoadScope, MemorySource, MemoryStore, PlanOptions, Result, Snapshot,
+    Store, StoredState, SyncJob, SyncOptions, SyncStatus, plan,
+};
+
+use crate::common::{block_on, cal, ev, key};
+
+// ---------------------------------------------------------------------------------------------
+// The motivating bug.
+
+#[test]
+fn shared_uids_across_1000_calendars_write_only_real_changes() {
+    let source = MemorySource::snapshot_only();
+    let calendars: Vec<CalendarId> = (0..1000).map(|i| cal(&format!("user-{i}"))).collect();
+    let fill = |stamp: i64, changed: Option<(usize, usize)>| {
+        for (ci, c) in calendars.iter().enumerate() {
+            let mut events: Vec<Event> = (0..50)
+                .map(|h| {
+                    let summary =
+                        if changed == Some((ci, h)) { "Holiday (moved)".to_owned() } else { format!("Holiday {h}") };
+                    ev(&format!("holiday-{h}@google.com"), &summary).stamp(stamp).build(c.as_str())
+                })
+                .collect();
+            events.extend((0..3).map(|p| ev(&format!("own-{ci}-{p}"), "mine").stamp(stamp).build(c.as_str())));
+            source.replace_all(c, events);
+        }
+    };
+    fill(0, None);
+    let engine = Engine::new(MemoryStore::new()).with_options(SyncOptions::default().concurrency(8));
+    let jobs = || calendars.iter().map(|c| SyncJob::new(&source, c));
+    let first = block_on(engine.sync_all(jobs()));
+    assert!(first.is_ok());
+    assert_eq!(engine.store().stats().inserted, 1000 * 53);
+
+    // Every DTSTAMP regenerated: zero rows written, counted by the store.
+    fill(12_345, None);
+    let before = engine.store().stats();
+    let resync = block_on(engine.sync_all(jobs()));
+    assert!(resync.is_ok());
+    assert_eq!(engine.store().stats().rows() - before.rows(), 0);
+    assert_eq!(resync.writes(), 0);
+    assert_eq!(resync.calendars.iter().map(|r| r.unchanged).sum::<u64>(), 1000 * 53);
+
+    // One holiday changes in one calendar: exactly one row, in that calendar.
+    fill(99_999, Some((417, 7)));
+    let before = engine.store().stats();
+    let report = block_on(engine.sync_all(jobs()));
+    let after = engine.store().stats();
+    assert_eq!((after.updated - before.updated, after.rows() - before.rows()), (1, 1));
+    let touched: Vec<_> = report.calendars.iter().filter(|r| r.writes() > 0).map(|r| r.calendar.clone()).collect();
+    assert_eq!(touched, vec![cal("user-417")]);
+    let row = engine
+        .store()
+        .events(&cal("user-417"))
+        .into_iter()
+        .find(|e| e.key() == &key("user-417", "holiday-7@google.com", None))
+        .unwrap();
+    assert_eq!(row.details().summary.as_deref(), Some("Holiday (moved)"));
+    let other = engine
+        .store()
+        .events(&cal("user-418"))
+        .into_iter()
+        .find(|e| e.key().uid.as_str() == "holiday-7@google.com")
+        .unwrap();
+    assert_eq!(other.details().summary.as_deref(), Some("Holiday 7"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cursors: deltas, expiry, failed applies.
+
+#[test]
+fn delta_then_expired_cursor_falls_back_to_a_snapshot_that_deletes_the_gap() {
+    let source = MemorySource::new();
+    let a = cal("a");
+    for i in 0..5 {
+        source.put(ev(&format!("e{i}"), "x").build("a"));
+    }
+    let engine = Engine::new(MemoryStore::new());
+    assert_eq!(block_on(engine.sync(&source, &a)).inserted, 5);
+
+    // An incremental change travels as a delta.
+    source.put(ev("e5", "new").build("a"));
+    let r = block_on(engine.sync(&source, &a));
+    assert_eq!((r.inserted, r.unchanged), (1, 0), "a delta mentions only what changed");
+
+    // Two events vanish while the source forgets its history.
+    assert!(source.remove(&key("a", "e1", None)));
+    assert!(source.remove(&key("a", "e3", None)));
+    source.put(ev("e0", "edited").build("a"));
+    source.expire_cursors(&a);
+    let r = block_on(engine.sync(&source, &a));
+    assert!(r.is_ok(), "{r:?}");
+    assert_eq!((r.inserted, r.updated, r.deleted), (0, 1, 2));
+    assert!(r.warnings.iter().any(|w| w.contains("cursor expired")));
+    let uids: Vec<String> = engine.store().events(&a).iter().map(|e| e.key().uid.to_string()).collect();
+    assert_eq!(uids, ["e0", "e2", "e4", "e5"]);
+    assert_eq!(engine.store().cursor(&a), Some(calscope::Cursor::new("v9")));
+}
+
+/// A store that fails the next `n` applies, writing nothing.
+#[derive(Debug, Default)]
+struct FlakyStore {
+    inner: MemoryStore,
+    failures: Mutex<usize>,
+}
+
+#[async_trait]
+impl Store for FlakyStore {
+    async fn load(&self, calendar: &CalendarId, scope: LoadScope<'_>) -> Result<StoredState> {
+        self.inner.load(calendar, scope).await
+    }
+    async fn apply(&self, request: ApplyRequest<'_>) -> Result<Applied> {
+        {
+            let mut left = self.failures.lock().unwrap();
+            if *left > 0 {
+                *left -= 1;
+                return Err(Error::new(ErrorKind::Storage, "disk full"));
+            }
+        }
+        self.inner.apply(request).await
+    }
+}
+
+#[test]
+fn failed_apply_keeps_the_cursor_and_the_next_sync_delivers_the_change_again() {
+    let source = MemorySource::new();
+    let a = cal("a");
+    source.put(ev("e1", "x").build("a"));
+    let engine = Engine::new(FlakyStore::default());
+    assert!(block_on(engine.sync(&source, &a)).is_ok());
+    let cursor = engine.store().inner.cursor(&a);
+
+    source.put(ev("e2", "y").build("a"));
+    *engine.store().failures.lock().unwrap() = 1;
+    let failed = block_on(engine.sync(&source, &a));
+    assert_eq!(failed.status, SyncStatus::Error);
+    assert_eq!(failed.error_kind, Some(ErrorKind::Storage));
+    assert_eq!(engine.store().inner.cursor(&a), cursor, "cursor must not advance");
+    assert_eq!(engine.store().inner.events(&a).len(), 1);
+
+    let retried = block_on(engine.sync(&source, &a));
+    assert_eq!(retried.inserted, 1, "the delta since the old cursor is delivered again");
+    assert_eq!(engine.store().inner.events(&a).len(), 2);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Compare-and-set.
+
+#[test]
+fn store_rejects_an_apply_over_a_stale_revision() {
+    let store = MemoryStore::new();
+    let a = cal("a");
+    let state = block_on(store.load(&a, LoadScope::All)).unwrap();
+    let p1 = plan(
+        &a,
+        &Changes::Snapshot(Snapshot::complete(vec![ev("1", "x").build("a")])),
+        &state,
+        &PlanOptions::default(),
+    );
+    let p2 = plan(
+        &a,
+        &Changes::Snapshot(Snapshot::complete(vec![ev("2", "y").build("a")])),
+        &state,
+        &PlanOptions::default(),
+    );
+    let rev = state.head().revision;
+    let _ = block_on(store.apply(ApplyRequest::new(&p1, rev, None))).unwrap();
+    let err = block_on(store.apply(ApplyRequest::new(&p2, rev, None))).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict);
+    assert!(err.is_retryable());
+    let uids: Vec<_> = store.events(&a).iter().map(|e| e.key().uid.to_string()).collect();
+    assert_eq!(uids, ["1"]);
+}
+
+/// A source that, while being fetched, lets another worker sync the same calendar.
+#[derive(Debug)]
+struct RacingSource {
+    inner: MemorySource,
+    rival: Arc<MemoryStore>,
+}
+
+#[async_trait]
+impl CalendarSource for RacingSource {
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+    async fn calendars(&self) -> Result<Vec<CalendarInfo>> {
+        self.inner.calendars().await
+    }
+    async fn fetch(&self, request: FetchRequest<'_>) -> Result<Fetched> {
+        let rival = Engine::new(Arc::clone(&self.rival));
+        assert!(rival.sync(&self.inner, request.calendar).await.is_ok());
+        self.inner.fetch(request).await
+    }
+}
+
+#[test]
+fn concurrent_sync_of_one_calendar_fails_with_a_conflict_instead_of_interleaving() {
+    let store = Arc::new(MemoryStore::new());
+    let source = RacingSource { inner: MemorySource::new(), rival: Arc::clone(&store) };
+    source.inner.put(ev("1", "x").build("a"));
+    let engine = Engine::new(Arc::clone(&store));
+    let r = block_on(engine.sync(&source, &cal("a")));
+    assert_eq!(r.error_kind, Some(ErrorKind::Conflict), "{r:?}");
+    assert_eq!(store.stats().inserted, 1, "only the rival wrote");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The write-amplification guard.
+
+/// The historic bug as a store: updates and deletes match on UID alone, across calendars. It
+/// counts the rows its unscoped statements would touch and asks the plan to check them before
+/// committing, as every store must.
+#[derive(Debug, Default)]
+struct UnscopedStore {
+    inner: MemoryStore,
+    calendars: Vec<CalendarId>,
+}
+
+#[async_trait]
+impl Store for UnscopedStore {
+    async fn load(&self, calendar: &CalendarId, scope: LoadScope<'_>) -> Result<StoredState> {
+        self.inner.load(calendar, scope).await
+    }
+    async fn apply(&self, request: ApplyRequest<'_>) -> Result<Applied> {
+        let everything: Vec<Event> = self.calendars.iter().flat_map(|c| self.inner.events(c)).collect();
+        let rows: Vec<u64> = request
+            .plan
+            .changes()
+            .iter()
+            .map(|c| match c {
+                Change::Insert { .. } => 1,
+                // UPDATE events SET ... WHERE uid = ? AND recurrence_id = ?   -- no calendar!
+                Change::Update { .. } | Change::Delete { .. } => everything
+                    .iter()
+                    .filter(|e| e.key().uid == c.key().uid && e.key().recurrence_id == c.key().recurrence_id)
+                    .count() as u64,
+            })
+            .collect();
+        request.plan.check_rows(&rows)?; // rolls back (nothing committed) on a violation
+        self.inner.apply(request).await
+    }
+}
+
+#[test]
+fn a_change_touching_more_than_one_row_is_rolled_back_as_a_scope_violation() {
+    let source = MemorySource::snapshot_only();
+    let (a, b) = (cal("a"), cal("b"));
+    for c in ["a", "b"] {
+        source.put(ev("invite@corp", "Sync").build(c));
+        source.put(ev(&format!("own-{c}"), "mine").build(c));
+    }
+    let engine = Engine::new(UnscopedStore { inner: MemoryStore::new(), calendars: vec![a.clone(), b.clone()] });
+    for c in [&a, &b] {
+        assert!(block_on(engine.sync(&source, c)).is_ok());
+    }
+    source.put(ev("invite@corp", "Sync (moved)").build("a"));
+    source.put(ev("own-a", "mine, edited").build("a"));
+    let r = block_on(engine.sync(&source, &a));
+    assert_eq!(r.error_kind, Some(ErrorKind::ScopeViolation));
+    let msg = r.error.unwrap();
+    assert!(msg.contains("a/invite@corp") && msg.contains("2 rows"), "{msg}");
+    // Nothing of the plan was committed: not the violating update, not the innocent one.
+    let summaries: Vec<_> =
+        engine.store().inner.events(&a).iter().map(|e| e.details().summary.clone().unwrap()).collect();
+    assert_eq!(summaries, ["Sync", "mine"]);
+    assert_eq!(engine.store().inner.events(&b).len(), 2);
+    assert_eq!(engine.store().inner.stats().updated, 0);
+}
+
+#[test]
+fn the_engine_rechecks_row_counts_a_store_reports() {
+    /// A store that commits but reports a wrong count (it forgot to check).
+    #[derive(Debug, Default)]
+    struct Misreporting(MemoryStore);
+    #[async_trait]
+    impl Store for Misreporting {
+        async fn load(&self, calendar: &CalendarId, scope: LoadScope<'_>) -> Result<StoredState> {
+            self.0.load(calendar, scope).await
+        }
+        async fn apply(&self, request: ApplyRequest<'_>) -> Result<Applied> {
+            let applied = self.0.apply(request).await?;
+            Ok(Applied::new(applied.revision, applied.rows.iter().map(|n| n * 3).collect()))
+        }
+    }
+    let source = MemorySource::new();
+    source.put(ev("1", "x").build("a"));
+    let r = block_on(Engine::new(Misreporting::default()).sync(&source, &cal("a")));
+    assert_eq!(r.error_kind, Some(ErrorKind::ScopeViolation));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Many calendars, guards, dry runs, reports.
+
+/// A source answering a fixed script per calendar, or an error.
+#[derive(Debug, Default)]
+struct ScriptedSource {
+    answers: Mutex<HashMap<CalendarId, VecDeque<Result<Fetched>>>>,
+}
+
+impl ScriptedSource {
+    fn push(&self, calendar: &CalendarId, answer: Result<Fetched>) {
+        self.answers.lock().unwrap().entry(calendar.clone()).or_default().push_back(answer);
+    }
+}
+
+#[async_trait]
+impl CalendarSource for ScriptedSource {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::snapshot_only()
+    }
+    async fn calendars(&self) -> Result<Vec<CalendarInfo>> {
+        Ok(self.answers.lock().unwrap().keys().map(|c| CalendarInfo::new(c.clone(), None)).collect())
+    }
+    async fn fetch(&self, request: FetchRequest<'_>) -> Result<Fetched> {
+        self.answers
+            .lock()
+            .unwrap()
+            .get_mut(request.calendar)
+            .and_then(VecDeque::pop_front)
+            .unwrap_or_else(|| Err(Error::new(ErrorKind::NotFound, "no scripted answer")))
+    }
+}
+
+fn snap(events: Vec<Event>) -> Result<Fetched> {
+    Ok(Fetched::new(Changes::Snapshot(Snapshot::complete(events)), None))
+}
+
+#[test]
+fn one_failing_calendar_never_stops_the_others_and_reports_keep_job_order() {
+    let source = ScriptedSource::default();
+    let cals: Vec<CalendarId> = ["a", "b", "c", "d"].into_iter().map(cal).collect();
+    for c in &cals {
+        if c.as_str() == "b" {
+            source.push(c, Err(Error::new(ErrorKind::Timeout, "feed did not answer")));
+        } else {
+            source.push(c, snap(vec![ev("1", "x").build(c.as_str())]));
+        }
+    }
+    let engine = Engine::new(MemoryStore::new()).with_options(SyncOptions::default().concurrency(2));
+    let report = block_on(engine.sync_all(cals.iter().map(|c| SyncJob::new(&source, c))));
+    let order: Vec<_> = report.calendars.iter().map(|r| r.calendar.as_str().to_owned()).collect();
+    assert_eq!(order, ["a", "b", "c", "d"]);
+    assert!(!report.is_ok());
+    let failed: Vec<_> = report.failed().map(|r| (r.calendar.as_str().to_owned(), r.error_kind)).collect();
+    assert_eq!(failed, [("b".to_owned(), Some(ErrorKind::Timeout))]);
+    assert_eq!(engine.store().calendars(), [cal("a"), cal("c"), cal("d")]);
+}
+
+#[test]
+fn an_empty_feed_deletes_nothing_unless_allowed() {
+    let source = ScriptedSource::default();
+    let a = cal("a");
+    source.push(&a, snap(vec![ev("1", "x").build("a"), ev("2", "y").build("a")]));
+    source.push(&a, snap(vec![]));
+    let engine = Engine::new(MemoryStore::new());
+    assert!(block_on(engine.sync(&source, &a)).is_ok());
+    let r = block_on(engine.sync(&source, &a));
+    assert_eq!(r.error_kind, Some(ErrorKind::EmptySnapshot));
+    assert_eq!(engine.store().events(&a).len(), 2);
+
+    let allowing = Engine::new(MemoryStore::new())
+        .with_options(SyncOptions::default().plan(PlanOptions::default().allow_empty(true)));
+    source.push(&a, snap(vec![ev("1", "x").build("a")]));
+    source.push(&a, snap(vec![]));
+    assert!(block_on(allowing.sync(&source, &a)).is_ok());
+    assert_eq!(block_on(allowing.sync(&source, &a)).deleted, 1);
+    assert!(allowing.store().events(&a).is_empty());
+}
+
+#[test]
+fn dry_run_returns_the_plan_and_writes_nothing() {
+    let source = MemorySource::new();
+    source.put(ev("1", "x").build("a"));
+    let engine = Engine::new(MemoryStore::new()).with_options(SyncOptions::default().dry_run(true));
+    let r = block_on(engine.sync(&source, &cal("a")));
+    assert!(r.is_ok());
+    assert_eq!(r.inserted, 1);
+    assert_eq!(r.plan.as_ref().map(calscope::Plan::inserts), Some(1));
+    assert_eq!(engine.store().stats().rows(), 0);
+    assert!(engine.store().calendars().is_empty());
+}
+
+#[test]
+fn reports_serialize_to_the_documented_shape() {
+    let source = ScriptedSource::default();
+    let (a, b) = (cal("a"), cal("b"));
+    source.push(&a, snap(vec![ev("1", "x").build("a")]));
+    source.push(&b, Err(Error::new(ErrorKind::Parse, "not an iCalendar stream")));
+    let engine = Engine::new(MemoryStore::new());
+    let report = block_on(engine.sync_all([SyncJob::new(&source, &a), SyncJob::new(&source, &b)]));
+    let json = serde_json::to_value(&report).unwrap();
+    let ok = &json["calendars"][0];
+    assert_eq!(ok["calendar"], "a");
+    assert_eq!(ok["status"], "ok");
+    assert_eq!(ok["inserted"], 1);
+    assert!(ok.get("error").is_none());
+    let bad = &json["calendars"][1];
+    assert_eq!(bad["status"], "error");
+    assert_eq!(bad["error"], "not an iCalendar stream");
+    assert_eq!(bad["error_kind"], "parse");
+    let back: calscope::SyncReport = serde_json::from_value(json).unwrap();
+    assert_eq!(back, report);
+}
+
+#[test]
+fn an_unchanged_sync_with_an_unchanged_cursor_does_not_touch_the_store() {
+    let source = MemorySource::new();
+    source.put(ev("1", "x").build("a"));
+    let engine = Engine::new(MemoryStore::new());
+    assert!(block_on(engine.sync(&source, &cal("a"))).is_ok());
+    assert!(block_on(engine.sync(&source, &cal("a"))).is_ok());
+    assert_eq!(engine.store().stats().applies, 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Trait objects.
+
+#[test]
+fn traits_are_object_safe_send_sync_and_forwarded() {
+    fn assert_send_sync<T: Send + Sync + ?Sized>() {}
+    assert_send_sync::<dyn CalendarSource>();
+    assert_send_sync::<dyn Store>();
+    assert_send_sync::<Engine<Arc<dyn Store>>>();
+
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let source: Box<dyn CalendarSource> = Box::new(MemorySource::new());
+    let memory = MemorySource::new();
+    memory.put(ev("1", "x").build("a"));
+    let forwarded: Arc<dyn CalendarSource> = Arc::new(memory);
+    let engine = Engine::new(Arc::clone(&store));
+    let r = block_on(engine.sync(&forwarded, &cal("a")));
+    assert_eq!(r.inserted, 1);
+    assert!(source.capabilities().delta);
+
+    // The engine's futures are Send, so hosts can spawn them on a multi-threaded runtime.
+    fn assert_send<T: Send>(_: &T) {}
+    let a = cal("a");
+    let fut = engine.sync(&*source, &a);
+    assert_send(&fut);
+    drop(fut);
+}
