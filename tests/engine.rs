@@ -19,13 +19,15 @@ use crate::common::{block_on, cal, ev, key};
 fn shared_uids_across_1000_calendars_write_only_real_changes() {
     let source = MemorySource::snapshot_only();
     let calendars: Vec<CalendarId> = (0..1000).map(|i| cal(&format!("user-{i}"))).collect();
+    let policy = calscope::FingerprintPolicy::default();
     let fill = |stamp: i64, changed: Option<(usize, usize)>| {
+        // The shared holidays are serialized once per fetch, as a generated feed would be.
+        let holidays: Vec<String> = (0..50).map(|h| ev(&format!("holiday-{h}@google.com"), &format!("Holiday {h}")).stamp(stamp).ics()).collect();
         for (ci, c) in calendars.iter().enumerate() {
             let mut events: Vec<Event> = (0..50)
-                .map(|h| {
-                    let summary =
-                        if changed == Some((ci, h)) { "Holiday (moved)".to_owned() } else { format!("Holiday {h}") };
-                    ev(&format!("holiday-{h}@google.com"), &summary).stamp(stamp).build(c.as_str())
+                .map(|h| match changed {
+                    Some(x) if x == (ci, h) => ev(&format!("holiday-{h}@google.com"), "Holiday (moved)").stamp(stamp).build(c.as_str()),
+                    _ => Event::from_ics(c, &holidays[h], &policy).unwrap(),
                 })
                 .collect();
             events.extend((0..3).map(|p| ev(&format!("own-{ci}-{p}"), "mine").stamp(stamp).build(c.as_str())));
