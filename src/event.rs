@@ -9,7 +9,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::error::{Error, Result};
 use crate::fingerprint::{Fingerprint, FingerprintPolicy, PropertyDigest, canonicalize, name_hash};
 use crate::ics::lines::{ContentLine, Lines};
-use crate::id::{CalendarId, Etag, EventKey, Href, RecurrenceId, Uid};
+use crate::id::{CalendarId, Etag, EventKey, Href, KeyDigest, RecurrenceId, Uid};
 
 /// Deepest component nesting [`Event::from_ics`] accepts (VEVENT > VALARM is 2).
 pub const MAX_COMPONENT_DEPTH: usize = 8;
@@ -22,6 +22,7 @@ pub const MAX_COMPONENT_DEPTH: usize = 8;
 #[derive(Clone)]
 pub struct Event {
     key: EventKey,
+    key_digest: KeyDigest,
     fingerprint: Fingerprint,
     digest: PropertyDigest,
     sequence: Option<i64>,
@@ -77,8 +78,10 @@ impl Event {
             }
             None => None,
         };
+        let key = EventKey::new(calendar.clone(), uid, recurrence_id);
         Ok(Self {
-            key: EventKey::new(calendar.clone(), uid, recurrence_id),
+            key_digest: key.digest(),
+            key,
             fingerprint: canon.fingerprint,
             digest: canon.digest,
             sequence: fields.sequence,
@@ -102,6 +105,10 @@ impl Event {
     #[must_use]
     pub fn key(&self) -> &EventKey {
         &self.key
+    }
+
+    pub(crate) fn key_digest(&self) -> KeyDigest {
+        self.key_digest
     }
 
     /// The content fingerprint; a write happens only when it differs from the stored one.
@@ -162,41 +169,57 @@ impl Event {
     #[must_use]
     pub fn changed_properties(&self, stored: &PropertyDigest) -> Vec<String> {
         let wanted = self.digest.differing_names(stored);
-        if wanted.is_empty() {
-            return Vec::new();
-        }
-        let mut names: Vec<String> = Vec::with_capacity(wanted.len());
-        let mut known = |upper: &[u8]| {
-            let h = name_hash(upper);
-            if wanted.contains(&h) && !names.iter().any(|n| n.as_bytes() == upper) {
-                names.push(String::from_utf8_lossy(upper).into_owned());
-            }
-        };
+        let mut found: Vec<Option<String>> = vec![None; wanted.len()];
+        let mut missing = wanted.len();
+        let mut upper = Vec::with_capacity(32);
         let mut depth = 0usize;
         for line in Lines::new(self.raw.as_bytes()) {
+            if missing == 0 {
+                break;
+            }
             let Some(cl) = ContentLine::split(&line.text) else { continue };
-            if cl.is(b"BEGIN") {
+            let name = if cl.is(b"BEGIN") {
                 depth += 1;
-                if depth == 2 {
-                    known(&cl.value.to_ascii_uppercase());
+                if depth != 2 {
+                    continue;
                 }
+                cl.value
             } else if cl.is(b"END") {
                 depth = depth.saturating_sub(1);
+                continue;
             } else if depth == 1 {
-                known(&cl.name.to_ascii_uppercase());
+                cl.name
+            } else {
+                continue;
+            };
+            upper.clear();
+            upper.extend_from_slice(name);
+            upper.make_ascii_uppercase();
+            let h = name_hash(&upper);
+            if let Some(slot @ None) = wanted.iter().position(|&w| w == h).and_then(|i| found.get_mut(i)) {
+                *slot = Some(String::from_utf8_lossy(&upper).into_owned());
+                missing -= 1;
             }
         }
-        for std_name in STANDARD_NAMES {
-            known(std_name.as_bytes());
-        }
-        for h in wanted {
-            if !names.iter().any(|n| name_hash(n.as_bytes()) == h) {
-                names.push(format!("property#{h:08x}"));
+        if missing > 0 {
+            for (h, std_name) in standard_names() {
+                if let Some(i) = wanted.iter().position(|w| w == h) {
+                    if let Some(slot @ None) = found.get_mut(i) {
+                        *slot = Some((*std_name).to_owned());
+                    }
+                }
             }
         }
+        let mut names: Vec<String> =
+            wanted.iter().zip(found).map(|(h, name)| name.unwrap_or_else(|| format!("property#{h:08x}"))).collect();
         names.sort();
         names
     }
+}
+
+fn standard_names() -> &'static [(u32, &'static str)] {
+    static TABLE: OnceLock<Vec<(u32, &'static str)>> = OnceLock::new();
+    TABLE.get_or_init(|| STANDARD_NAMES.iter().map(|n| (name_hash(n.as_bytes()), *n)).collect())
 }
 
 /// Property and component names an update reason can name even when only the stored version
@@ -319,6 +342,7 @@ impl<'de> Deserialize<'de> for Event {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         let r = EventRepr::deserialize(d)?;
         Ok(Self {
+            key_digest: r.key.digest(),
             key: r.key,
             fingerprint: r.fingerprint,
             digest: r.digest,

@@ -9,7 +9,7 @@ use std::hash::{Hash, Hasher};
 use std::str::FromStr;
 use std::sync::Arc;
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone as _, Utc};
+use chrono::{DateTime, Datelike as _, NaiveDate, NaiveDateTime, TimeZone as _, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::{Error, Result};
@@ -349,6 +349,39 @@ impl EventKey {
     #[must_use]
     pub fn new(calendar: CalendarId, uid: Uid, recurrence_id: Option<RecurrenceId>) -> Self {
         Self { calendar, uid, recurrence_id }
+    }
+}
+
+/// A 128-bit digest of a key's UID and recurrence id: its identity *within one calendar*.
+///
+/// The planner indexes keys by this digest so that a lookup touches one small table slot
+/// instead of chasing UID strings across the heap. Two different keys of one calendar with the
+/// same digest (a 2^-128 chance, or crafted by the author of that calendar's feed) could only
+/// mis-plan that same calendar, exactly like a fingerprint collision; other calendars are never
+/// involved because plans are per calendar and stores write by full key.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub(crate) struct KeyDigest(pub(crate) u128);
+
+impl EventKey {
+    pub(crate) fn digest(&self) -> KeyDigest {
+        let mut h = xxhash_rust::xxh3::Xxh3::new();
+        h.update(b"calscope-key-v1");
+        #[allow(clippy::cast_possible_truncation)] // UIDs are capped at MAX_UID_LEN
+        h.update(&(self.uid.as_str().len() as u32).to_le_bytes());
+        h.update(self.uid.as_str().as_bytes());
+        match self.recurrence_id {
+            None => h.update(&[0]),
+            Some(rid) => {
+                let (tag, n) = match rid.value {
+                    RecurrenceValue::Date(d) => (1u8, i64::from(d.num_days_from_ce())),
+                    RecurrenceValue::Floating(t) => (2, t.and_utc().timestamp()),
+                    RecurrenceValue::Instant(t) => (3, t.timestamp()),
+                };
+                h.update(&[tag, u8::from(rid.this_and_future)]);
+                h.update(&n.to_le_bytes());
+            }
+        }
+        KeyDigest(h.digest128())
     }
 }
 

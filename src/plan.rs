@@ -28,7 +28,7 @@
 //! still shows it): a complete snapshot that is empty while the store holds events, and a plan
 //! whose deletes + updates exceed a share of the calendar. See [`PlanOptions`].
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -38,7 +38,7 @@ use crate::event::Event;
 use crate::fingerprint::Fingerprint;
 use crate::id::{CalendarId, EventKey, Href};
 use crate::source::Changes;
-use crate::store::{KeyHasher, StoredEntry, StoredState};
+use crate::store::{DigestMap, KeyHasher, StoredEntry, StoredState};
 
 /// Knobs of the planner's guards.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -461,7 +461,7 @@ pub fn plan<'s>(calendar: &CalendarId, changes: &Changes, stored: &'s StoredStat
     }
     for key in &removed_keys {
         if stored.position(key).is_some_and(|si| matched.get(si).is_some_and(|&m| m != NONE))
-            || fresh.contains_key(*key)
+            || fresh.contains_key(&key.digest())
         {
             diagnostics.push(Diagnostic::UpsertAndRemoval { key: (*key).clone() });
         }
@@ -493,7 +493,12 @@ pub fn plan<'s>(calendar: &CalendarId, changes: &Changes, stored: &'s StoredStat
             Some(event) => Seen::Both(event, entry),
             None => Seen::StoredOnly(entry, absence(entry)),
         })
-        .chain(fresh_order.iter().filter_map(|k| fresh.get(k).and_then(|&i| incoming.get(i))).map(Seen::RemoteOnly));
+        .chain(
+            fresh_order
+                .iter()
+                .filter_map(|k| fresh.get(&k.digest()).and_then(|&i| incoming.get(i)))
+                .map(Seen::RemoteOnly),
+        );
 
     let mut out = Vec::new();
     let mut unchanged = 0usize;
@@ -537,7 +542,7 @@ pub fn plan<'s>(calendar: &CalendarId, changes: &Changes, stored: &'s StoredStat
 /// entry `i` (or [`NONE`]); `fresh` maps keys that are not stored to their event.
 struct Winners<'e> {
     matched: Vec<usize>,
-    fresh: HashMap<&'e EventKey, usize, KeyHasher>,
+    fresh: DigestMap<usize>,
     fresh_order: Vec<&'e EventKey>,
     remote_count: usize,
 }
@@ -549,18 +554,23 @@ fn pick_winners<'e>(
     diagnostics: &mut Vec<Diagnostic>,
 ) -> Winners<'e> {
     let mut matched = vec![NONE; stored.len()];
-    let mut fresh: HashMap<&EventKey, usize, KeyHasher> = HashMap::default();
+    let mut fresh: DigestMap<usize> = DigestMap::default();
     let mut fresh_order: Vec<&EventKey> = Vec::new();
     let mut remote_count = 0usize;
+    let mut hint = 0usize;
     for (i, event) in incoming.iter().enumerate() {
         if &event.key().calendar != calendar {
             diagnostics.push(Diagnostic::ForeignEvent { key: event.key().clone() });
             continue;
         }
         remote_count += 1;
-        let slot = match stored.position(event.key()) {
-            Some(si) => &mut matched[si],
-            None => fresh.entry(event.key()).or_insert_with(|| {
+        let found = stored.position_by_digest(event.key_digest(), hint);
+        if let Some(si) = found {
+            hint = si + 1;
+        }
+        let slot = match found.and_then(|si| matched.get_mut(si)) {
+            Some(slot) => slot,
+            None => fresh.entry(event.key_digest()).or_insert_with(|| {
                 fresh_order.push(event.key());
                 NONE
             }),

@@ -22,11 +22,15 @@ fn shared_uids_across_1000_calendars_write_only_real_changes() {
     let policy = calscope::FingerprintPolicy::default();
     let fill = |stamp: i64, changed: Option<(usize, usize)>| {
         // The shared holidays are serialized once per fetch, as a generated feed would be.
-        let holidays: Vec<String> = (0..50).map(|h| ev(&format!("holiday-{h}@google.com"), &format!("Holiday {h}")).stamp(stamp).ics()).collect();
+        let holidays: Vec<String> = (0..50)
+            .map(|h| ev(&format!("holiday-{h}@google.com"), &format!("Holiday {h}")).stamp(stamp).ics())
+            .collect();
         for (ci, c) in calendars.iter().enumerate() {
             let mut events: Vec<Event> = (0..50)
                 .map(|h| match changed {
-                    Some(x) if x == (ci, h) => ev(&format!("holiday-{h}@google.com"), "Holiday (moved)").stamp(stamp).build(c.as_str()),
+                    Some(x) if x == (ci, h) => {
+                        ev(&format!("holiday-{h}@google.com"), "Holiday (moved)").stamp(stamp).build(c.as_str())
+                    }
                     _ => Event::from_ics(c, &holidays[h], &policy).unwrap(),
                 })
                 .collect();
@@ -331,6 +335,7 @@ impl CalendarSource for ScriptedSource {
     }
 }
 
+#[allow(clippy::unnecessary_wraps)] // scripts hold results
 fn snap(events: Vec<Event>) -> Result<Fetched> {
     Ok(Fetched::new(Changes::Snapshot(Snapshot::complete(events)), None))
 }
@@ -428,6 +433,7 @@ fn an_unchanged_sync_with_an_unchanged_cursor_does_not_touch_the_store() {
 #[test]
 fn traits_are_object_safe_send_sync_and_forwarded() {
     fn assert_send_sync<T: Send + Sync + ?Sized>() {}
+    fn assert_send<T: Send>(_: &T) {}
     assert_send_sync::<dyn CalendarSource>();
     assert_send_sync::<dyn Store>();
     assert_send_sync::<Engine<Arc<dyn Store>>>();
@@ -443,7 +449,6 @@ fn traits_are_object_safe_send_sync_and_forwarded() {
     assert!(source.capabilities().delta);
 
     // The engine's futures are Send, so hosts can spawn them on a multi-threaded runtime.
-    fn assert_send<T: Send>(_: &T) {}
     let a = cal("a");
     let fut = engine.sync(&*source, &a);
     assert_send(&fut);

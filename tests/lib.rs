@@ -1,5 +1,7 @@
 //! calscope's integration tests: one binary, one module per area.
 
+#![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
+
 mod common;
 mod engine;
 mod golden;

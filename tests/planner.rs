@@ -42,7 +42,7 @@ fn both_with_same_fingerprint_is_unchanged() {
 fn both_with_different_fingerprint_is_updated_naming_the_properties() {
     let old = ev("1", "x").build("a");
     let new = ev("1", "y").build("a");
-    let p = plan(&cal("a"), &snapshot(vec![new.clone()]), &stored("a", &[old.clone()]), &opts());
+    let p = plan(&cal("a"), &snapshot(vec![new.clone()]), &stored("a", std::slice::from_ref(&old)), &opts());
     assert_eq!(p.updates(), 1);
     match &p.changes()[0] {
         Change::Update { event, previous, properties } => {
@@ -85,7 +85,7 @@ fn stored_only_removed_in_delta_is_deleted() {
     let gone = ev("2", "y").build("a");
     let delta = Changes::Delta(Delta { removals: vec![key_of("a", "2")], ..Delta::default() });
     let p = plan(&cal("a"), &delta, &stored("a", &[gone]), &opts());
-    assert!(matches!(&p.changes()[..], [Change::Delete { reason: DeleteReason::RemovedInDelta, .. }]));
+    assert!(matches!(p.changes(), [Change::Delete { reason: DeleteReason::RemovedInDelta, .. }]));
 }
 
 #[test]
@@ -112,7 +112,7 @@ fn stored_only_with_rewritten_href_is_deleted() {
     let p = plan(&cal("a"), &delta, &stored("a", &[master, over]), &opts());
     assert_eq!(p.unchanged(), 1);
     assert!(
-        matches!(&p.changes()[..], [Change::Delete { key, reason: DeleteReason::ResourceRewritten(_), .. }] if key.recurrence_id.is_some())
+        matches!(p.changes(), [Change::Delete { key, reason: DeleteReason::ResourceRewritten(_), .. }] if key.recurrence_id.is_some())
     );
 }
 
