@@ -1,42 +1,4 @@
 //! Content fingerprints: 128 bits over a canonical form of one component.
-//!
-//! # The algorithm (a compatibility promise)
-//!
-//! Stored rows keep the fingerprint they were written with. If the algorithm changed, every row
-//! of every calendar would look changed after an upgrade and be rewritten, so the algorithm is
-//! pinned by golden tests and only ever changes with a new major version.
-//!
-//! 1. The component's bytes are split into physical lines at CRLF, LF or a lone CR, and
-//!    unfolded at the byte level (a line starting with a space or tab continues the previous
-//!    one; the one whitespace byte is dropped). Empty lines are skipped.
-//! 2. Each logical line is split into name, parameters and value. The name and the parameter
-//!    names are upper-cased (ASCII); parameter and property values are kept byte for byte as
-//!    given. Parameters are sorted by (name, value). A line without a `name:` separator is
-//!    kept whole as an opaque line.
-//! 3. Properties whose name is in the [`FingerprintPolicy`]'s volatile set are skipped, at every
-//!    nesting level.
-//! 4. Each remaining line is hashed with XXH3-128 over a length-prefixed encoding of its parts.
-//!    A nested component (`VALARM`) is hashed recursively and counts as one line of its parent.
-//! 5. A component's hash is XXH3-128 over a version tag, its upper-cased name and the sorted
-//!    hashes of its lines, so property order, folding and line endings never matter, while a
-//!    repeated line counts twice.
-//!
-//! # Volatile properties
-//!
-//! The default set is `DTSTAMP`, `LAST-MODIFIED`, `CREATED`, `PRODID` and `SEQUENCE`:
-//!
-//! - `DTSTAMP` is the time the *file* was generated; feeds regenerate it on every fetch.
-//! - `LAST-MODIFIED` and `CREATED` are metadata some servers regenerate on export; a real
-//!   change of content also changes a property that is fingerprinted.
-//! - `PRODID` names the exporting software and can appear inside components after a
-//!   re-serialization.
-//! - `SEQUENCE` is bumped by organizers *together with* the change it announces (time,
-//!   place, rule), which is fingerprinted; some exporters bump it on every export. Excluding
-//!   it costs no real change and saves those rewrites. The planner still reads SEQUENCE to
-//!   pick a winner among duplicates.
-//!
-//! A consequence: a stored row's copy of these properties reflects the last *real* change,
-//! not the latest fetch.
 
 use std::fmt;
 use std::str::FromStr;
@@ -47,9 +9,46 @@ use xxhash_rust::xxh3::{Xxh3, xxh3_64, xxh3_128};
 use crate::error::{Error, Result};
 use crate::ics::lines::{ContentLine, Lines};
 
-/// A 128-bit content fingerprint of one component (see the [module docs](self)).
+/// A 128-bit content fingerprint of one component. Its text form is 32 lowercase hexadecimal
+/// digits.
 ///
-/// Its text form is 32 lowercase hexadecimal digits.
+/// # The algorithm (a compatibility promise)
+///
+/// Stored rows keep the fingerprint they were written with. If the algorithm changed, every row
+/// of every calendar would look changed after an upgrade and be rewritten, so the algorithm is
+/// pinned by golden tests and only ever changes with a new major version.
+///
+/// 1. The component's bytes are split into physical lines at CRLF, LF or a lone CR, and
+///    unfolded at the byte level (a line starting with a space or tab continues the previous
+///    one; the one whitespace byte is dropped). Empty lines are skipped.
+/// 2. Each logical line is split into name, parameters and value. The name and the parameter
+///    names are upper-cased (ASCII); parameter and property values are kept byte for byte as
+///    given. Parameters are sorted by (name, value). A line without a `name:` separator is
+///    kept whole as an opaque line.
+/// 3. Properties whose name is in the [`FingerprintPolicy`]'s volatile set are skipped, at every
+///    nesting level.
+/// 4. Each remaining line is hashed with XXH3-128 over a length-prefixed encoding of its parts.
+///    A nested component (`VALARM`) is hashed recursively and counts as one line of its parent.
+/// 5. A component's hash is XXH3-128 over a version tag, its upper-cased name and the sorted
+///    hashes of its lines, so property order, folding and line endings never matter, while a
+///    repeated line counts twice.
+///
+/// # Volatile properties
+///
+/// The default set is `DTSTAMP`, `LAST-MODIFIED`, `CREATED`, `PRODID` and `SEQUENCE`:
+///
+/// - `DTSTAMP` is the time the *file* was generated; feeds regenerate it on every fetch.
+/// - `LAST-MODIFIED` and `CREATED` are metadata some servers regenerate on export; a real
+///   change of content also changes a property that is fingerprinted.
+/// - `PRODID` names the exporting software and can appear inside components after a
+///   re-serialization.
+/// - `SEQUENCE` is bumped by organizers *together with* the change it announces (time,
+///   place, rule), which is fingerprinted; some exporters bump it on every export. Excluding
+///   it costs no real change and saves those rewrites. The planner still reads SEQUENCE to
+///   pick a winner among duplicates.
+///
+/// A consequence: a stored row's copy of these properties reflects the last *real* change,
+/// not the latest fetch.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Fingerprint(u128);
 
@@ -144,7 +143,7 @@ pub struct FingerprintPolicy {
     volatile: Vec<String>,
 }
 
-/// The default volatile properties; see the [module docs](self) for the reasons.
+/// The default volatile properties; see [`Fingerprint`] for the reasons.
 pub const DEFAULT_VOLATILE: [&str; 5] = ["CREATED", "DTSTAMP", "LAST-MODIFIED", "PRODID", "SEQUENCE"];
 
 impl Default for FingerprintPolicy {

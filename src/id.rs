@@ -121,6 +121,41 @@ text_id!(
     Etag, "etag", 1024
 );
 
+impl CalendarId {
+    /// A calendar id derived from the URL a calendar is fetched from (a feed or a CalDAV
+    /// collection), stable across spellings of the same address.
+    ///
+    /// The URL is parsed and normalized by the `url` crate (scheme and host lower-cased, default
+    /// port dropped, percent-encoding normalized); user name, password and fragment are removed,
+    /// so credentials never end up in an id, a log line or a database key. The query is kept:
+    /// feed URLs often carry the calendar's identity in it. A secret in the path (Google's
+    /// private iCal address) stays part of the id; hosts that log ids should pick their own.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) when `url` is not an absolute
+    /// `http`, `https`, `webcal` or `file` URL.
+    ///
+    /// # Example
+    /// ```
+    /// use calscope::CalendarId;
+    /// let id = CalendarId::from_url("HTTPS://user:secret@Example.com:443/cal/home/#frag")?;
+    /// assert_eq!(id.as_str(), "https://example.com/cal/home/");
+    /// # Ok::<(), calscope::Error>(())
+    /// ```
+    pub fn from_url(url: &str) -> Result<Self> {
+        let mut parsed =
+            url::Url::parse(url.trim()).map_err(|e| Error::invalid(format!("invalid calendar url: {e}")))?;
+        if !matches!(parsed.scheme(), "http" | "https" | "webcal" | "file") {
+            return Err(Error::invalid(format!("unsupported calendar url scheme {:?}", parsed.scheme())));
+        }
+        // Removing credentials cannot fail on http(s)/webcal URLs, which always have a host.
+        let _ = parsed.set_username("");
+        let _ = parsed.set_password(None);
+        parsed.set_fragment(None);
+        Self::new(parsed.as_str())
+    }
+}
+
 /// An opaque position in a source's change history (a sync token, HTTP validators, …).
 ///
 /// Only the source that issued a cursor can read it. The engine stores it with the applied
@@ -450,6 +485,14 @@ mod tests {
         assert!("2024070".parse::<RecurrenceId>().is_err());
         assert!("20241305".parse::<RecurrenceId>().is_err());
         assert!(RecurrenceId::from_ical("20240705T100000", Some("Mars/Olympus"), false).is_err());
+    }
+
+    #[test]
+    fn calendar_ids_from_urls_drop_credentials() {
+        let id = CalendarId::from_url("https://bob:pw@cal.example.com/dav/bob/home/").unwrap();
+        assert_eq!(id.as_str(), "https://cal.example.com/dav/bob/home/");
+        assert!(CalendarId::from_url("mailto:x@y").is_err());
+        assert!(CalendarId::from_url("/relative").is_err());
     }
 
     #[test]

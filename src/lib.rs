@@ -101,3 +101,7 @@ pub use providers::memory::MemorySource;
 pub use source::{CalendarInfo, CalendarSource, Capabilities, Changes, Delta, FetchRequest, Fetched, Snapshot};
 pub use store::{Applied, ApplyRequest, CalendarHead, LoadScope, Revision, Store, StoredEntry, StoredState};
 pub use stores::memory::{MemoryStore, WriteStats};
+
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -1,32 +1,4 @@
 //! The pure planner: what a source reports + what the host stored → the minimal changes.
-//!
-//! [`plan`] is synchronous, does no I/O and cannot fail. Every per-event decision is made by
-//! one `match` over what was seen (remote only, stored only, both). The rules:
-//!
-//! | seen | condition | decision |
-//! |---|---|---|
-//! | remote only | | insert |
-//! | both | same fingerprint | unchanged (no write) |
-//! | both | fingerprints differ | update, naming the changed properties |
-//! | stored only | complete snapshot | delete (`not_in_snapshot`) |
-//! | stored only | incomplete snapshot | keep |
-//! | stored only | delta removes the key | delete (`removed_in_delta`) |
-//! | stored only | delta removes its href | delete (`resource_removed`) |
-//! | stored only | delta rewrites its href without it | delete (`resource_rewritten`) |
-//! | stored only | delta does not mention it | keep |
-//!
-//! Before that, remote events are filtered and de-duplicated:
-//!
-//! - an event keyed to another calendar is dropped with a diagnostic (a source bug must never
-//!   write into another calendar);
-//! - two events with the same key: the one with the highest SEQUENCE wins, then the latest
-//!   LAST-MODIFIED, then the greater fingerprint. The winner depends only on the events'
-//!   content, never on their order, so syncs do not flip-flop;
-//! - a delta that both upserts and removes a key keeps the upsert (nothing is lost).
-//!
-//! After that, two guards can *block* a plan (the engine then refuses to apply it; a dry run
-//! still shows it): a complete snapshot that is empty while the store holds events, and a plan
-//! whose deletes + updates exceed a share of the calendar. See [`PlanOptions`].
 
 use std::collections::HashSet;
 use std::fmt;
@@ -427,7 +399,33 @@ const NONE: usize = usize::MAX;
 
 /// Plans the changes that bring `stored` (the state of `calendar`) to what `changes` reports.
 ///
-/// Pure and infallible; see the [module docs](self) for the rules.
+/// Synchronous, no I/O, infallible. Every per-event decision is made by
+/// one `match` over what was seen (remote only, stored only, both). The rules:
+///
+/// | seen | condition | decision |
+/// |---|---|---|
+/// | remote only | | insert |
+/// | both | same fingerprint | unchanged (no write) |
+/// | both | fingerprints differ | update, naming the changed properties |
+/// | stored only | complete snapshot | delete (`not_in_snapshot`) |
+/// | stored only | incomplete snapshot | keep |
+/// | stored only | delta removes the key | delete (`removed_in_delta`) |
+/// | stored only | delta removes its href | delete (`resource_removed`) |
+/// | stored only | delta rewrites its href without it | delete (`resource_rewritten`) |
+/// | stored only | delta does not mention it | keep |
+///
+/// Before that, remote events are filtered and de-duplicated:
+///
+/// - an event keyed to another calendar is dropped with a diagnostic (a source bug must never
+///   write into another calendar);
+/// - two events with the same key: the one with the highest SEQUENCE wins, then the latest
+///   LAST-MODIFIED, then the greater fingerprint. The winner depends only on the events'
+///   content, never on their order, so syncs do not flip-flop;
+/// - a delta that both upserts and removes a key keeps the upsert (nothing is lost).
+///
+/// After that, two guards can *block* a plan (the engine then refuses to apply it; a dry run
+/// still shows it): a complete snapshot that is empty while the store holds events, and a plan
+/// whose deletes + updates exceed a share of the calendar. See [`PlanOptions`].
 ///
 /// # Example
 /// ```

@@ -1,6 +1,6 @@
 //! Time zone names to rules.
 
-use chrono::{DateTime, LocalResult, NaiveDateTime, TimeZone as _, Utc};
+use chrono::{DateTime, LocalResult, NaiveDateTime, Offset as _, TimeZone as _, Utc};
 use chrono_tz::Tz;
 
 /// Resolves a TZID: an IANA name, with the `/`-prefixed and Olson-path forms some exporters
@@ -29,14 +29,39 @@ pub(crate) fn to_utc(tz: Tz, local: NaiveDateTime) -> DateTime<Utc> {
         LocalResult::Ambiguous(early, _) => early.with_timezone(&Utc),
         LocalResult::None => {
             // Inside a gap: the offset before the gap applies (RFC 5545 "later" rule).
-            let probe = local - chrono::Duration::hours(3);
-            let offset = match tz.from_local_datetime(&probe) {
-                LocalResult::Single(t) | LocalResult::Ambiguous(t, _) => t.offset().fix(),
-                LocalResult::None => return Utc.from_utc_datetime(&local),
+            let before =
+                local.checked_sub_signed(chrono::Duration::hours(3)).map(|probe| tz.from_local_datetime(&probe));
+            let offset = match before {
+                Some(LocalResult::Single(t) | LocalResult::Ambiguous(t, _)) => t.offset().fix(),
+                _ => return Utc.from_utc_datetime(&local),
             };
-            Utc.from_utc_datetime(&(local - chrono::Duration::seconds(i64::from(offset.local_minus_utc()))))
+            let utc = local.checked_sub_signed(chrono::Duration::seconds(i64::from(offset.local_minus_utc())));
+            Utc.from_utc_datetime(&utc.unwrap_or(local))
         }
     }
 }
 
-use chrono::Offset as _;
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> NaiveDateTime {
+        NaiveDateTime::parse_from_str(s, "%Y%m%dT%H%M%S").unwrap()
+    }
+
+    #[test]
+    fn gaps_move_forward_and_ambiguous_times_take_the_first() {
+        let berlin = resolve("Europe/Berlin").unwrap();
+        // 02:30 does not exist on 2026-03-29: read with the pre-gap offset (+01:00) = 01:30Z.
+        assert_eq!(to_utc(berlin, at("20260329T023000")).to_rfc3339(), "2026-03-29T01:30:00+00:00");
+        // 02:30 occurs twice on 2026-10-25: the first (+02:00) = 00:30Z.
+        assert_eq!(to_utc(berlin, at("20261025T023000")).to_rfc3339(), "2026-10-25T00:30:00+00:00");
+    }
+
+    #[test]
+    fn olson_paths_resolve() {
+        assert_eq!(resolve("/mozilla.org/20050126_1/Europe/Berlin"), Some(chrono_tz::Europe::Berlin));
+        assert_eq!(resolve("\"Europe/Paris\""), Some(chrono_tz::Europe::Paris));
+        assert_eq!(resolve("Mars/Olympus"), None);
+    }
+}
