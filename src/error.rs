@@ -17,6 +17,8 @@ pub enum ErrorKind {
     InvalidInput,
     /// Calendar data could not be read as a whole (not iCalendar, truncated, …).
     Parse,
+    /// Input exceeded a configured limit (nesting depth, line length, component count, size).
+    LimitExceeded,
     /// The source no longer accepts the stored cursor; a full snapshot is needed.
     CursorExpired,
     /// The calendar changed in the store since it was loaded (compare-and-set failed).
@@ -48,6 +50,7 @@ impl ErrorKind {
         match self {
             Self::InvalidInput => "invalid input",
             Self::Parse => "unreadable calendar data",
+            Self::LimitExceeded => "limit exceeded",
             Self::CursorExpired => "cursor expired",
             Self::Conflict => "concurrent modification",
             Self::EmptySnapshot => "empty snapshot refused",

@@ -7,7 +7,7 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::{Error, Result};
-use crate::fingerprint::{Fingerprint, FingerprintPolicy, PropertyDigest, canonicalize, name_hash};
+use crate::fingerprint::{Canonical, Fingerprint, FingerprintPolicy, PropertyDigest, canonicalize, name_hash};
 use crate::ics::lines::{ContentLine, Lines};
 use crate::id::{CalendarId, Etag, EventKey, Href, KeyDigest, RecurrenceId, Uid};
 
@@ -33,20 +33,44 @@ pub struct Event {
     details: OnceLock<Arc<EventDetails>>,
 }
 
-/// The key properties [`Event::from_ics`] reads from a component in its fingerprinting pass.
-#[derive(Default)]
-struct KeyFields {
-    uid: Option<String>,
-    rid: Option<(String, Option<String>, bool, bool)>,
-    sequence: Option<i64>,
-    last_modified: Option<DateTime<Utc>>,
+/// The properties read from a component in its fingerprinting pass.
+#[derive(Default, Debug)]
+pub(crate) struct KeyFields {
+    pub(crate) uid: Option<String>,
+    /// (value, TZID, VALUE=DATE, RANGE=THISANDFUTURE)
+    pub(crate) rid: Option<(String, Option<String>, bool, bool)>,
+    pub(crate) sequence: Option<i64>,
+    pub(crate) last_modified: Option<DateTime<Utc>>,
+    /// (value, VALUE=DATE)
+    pub(crate) dtstart: Option<(String, bool)>,
+    pub(crate) rrules: Vec<String>,
+}
+
+/// One component's fingerprint and key properties.
+#[derive(Debug)]
+pub(crate) struct Analysis {
+    pub(crate) canon: Canonical,
+    pub(crate) fields: KeyFields,
+}
+
+/// Fingerprints a component and reads its key properties in one pass.
+pub(crate) fn analyze(component: &[u8], policy: &FingerprintPolicy) -> Analysis {
+    let mut fields = KeyFields::default();
+    let canon = canonicalize(component, policy, |depth, line| {
+        if depth == 1 {
+            read_key_field(&mut fields, line);
+        }
+    });
+    Analysis { canon, fields }
 }
 
 impl Event {
     /// Reads one VEVENT component (from `BEGIN:VEVENT` to `END:VEVENT`) of `calendar`.
     ///
     /// The key is the component's UID and normalized RECURRENCE-ID; the fingerprint follows
-    /// `policy`. Field parsing is deferred to [`details`](Self::details).
+    /// `policy`. Field parsing is deferred to [`details`](Self::details). To read whole feeds,
+    /// with UID synthesis, embedded time zones and partial failures, use
+    /// [`ics::read_feed`](crate::ics::read_feed).
     ///
     /// # Errors
     /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) when the component has no
@@ -62,35 +86,35 @@ impl Event {
     /// # Ok::<(), calscope::Error>(())
     /// ```
     pub fn from_ics(calendar: &CalendarId, component: &str, policy: &FingerprintPolicy) -> Result<Self> {
-        let mut fields = KeyFields::default();
-        let canon = canonicalize(component.as_bytes(), policy, |depth, line| {
-            if depth == 1 {
-                read_key_field(&mut fields, line);
-            }
-        });
-        if canon.max_depth > MAX_COMPONENT_DEPTH {
+        let analysis = analyze(component.as_bytes(), policy);
+        if analysis.canon.max_depth > MAX_COMPONENT_DEPTH {
             return Err(Error::invalid(format!("component nests deeper than {MAX_COMPONENT_DEPTH} levels")));
         }
-        let uid = Uid::new(fields.uid.as_deref().unwrap_or_default().trim())?;
-        let recurrence_id = match fields.rid {
+        let uid = Uid::new(analysis.fields.uid.as_deref().unwrap_or_default())?;
+        let recurrence_id = match &analysis.fields.rid {
             Some((value, tzid, is_date, this_and_future)) => {
-                Some(RecurrenceId::from_ical(&value, tzid.as_deref(), is_date)?.with_this_and_future(this_and_future))
+                Some(RecurrenceId::from_ical(value, tzid.as_deref(), *is_date)?.with_this_and_future(*this_and_future))
             }
             None => None,
         };
         let key = EventKey::new(calendar.clone(), uid, recurrence_id);
-        Ok(Self {
+        Ok(Self::assemble(key, &analysis, Arc::from(component)))
+    }
+
+    /// Builds an event from an analysis and the key derived from it.
+    pub(crate) fn assemble(key: EventKey, analysis: &Analysis, raw: Arc<str>) -> Self {
+        Self {
             key_digest: key.digest(),
             key,
-            fingerprint: canon.fingerprint,
-            digest: canon.digest,
-            sequence: fields.sequence,
-            last_modified: fields.last_modified,
+            fingerprint: analysis.canon.fingerprint,
+            digest: analysis.canon.digest.clone(),
+            sequence: analysis.fields.sequence,
+            last_modified: analysis.fields.last_modified,
             href: None,
             etag: None,
-            raw: Arc::from(component),
+            raw,
             details: OnceLock::new(),
-        })
+        }
     }
 
     /// The same event with the source resource it came from.
@@ -264,6 +288,7 @@ const STANDARD_NAMES: [&str; 36] = [
 ];
 
 fn read_key_field(fields: &mut KeyFields, line: &ContentLine<'_>) {
+    let is_date = || line.param(b"VALUE").is_some_and(|v| v.eq_ignore_ascii_case(b"DATE"));
     let text = || String::from_utf8_lossy(line.value).trim().to_owned();
     if line.is(b"UID") {
         if fields.uid.is_none() {
@@ -271,13 +296,17 @@ fn read_key_field(fields: &mut KeyFields, line: &ContentLine<'_>) {
         }
     } else if line.is(b"RECURRENCE-ID") {
         let tzid = line.param(b"TZID").map(|t| String::from_utf8_lossy(t).into_owned());
-        let is_date = line.param(b"VALUE").is_some_and(|v| v.eq_ignore_ascii_case(b"DATE"));
+        let is_date = is_date();
         let range = line.param(b"RANGE").is_some_and(|v| v.eq_ignore_ascii_case(b"THISANDFUTURE"));
         fields.rid = Some((text(), tzid, is_date, range));
     } else if line.is(b"SEQUENCE") {
         fields.sequence = text().parse().ok();
     } else if line.is(b"LAST-MODIFIED") {
         fields.last_modified = crate::ics::parse::utc_time(&text());
+    } else if line.is(b"DTSTART") {
+        fields.dtstart = Some((text(), is_date()));
+    } else if line.is(b"RRULE") {
+        fields.rrules.push(text());
     }
 }
 

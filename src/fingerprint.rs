@@ -335,6 +335,8 @@ pub(crate) struct Canonical {
     pub(crate) digest: PropertyDigest,
     /// The deepest BEGIN nesting seen (1 for a component without sub-components).
     pub(crate) max_depth: usize,
+    /// Byte offset (in the component) of the first line that is not `name[;params]:value`.
+    pub(crate) first_malformed: Option<usize>,
 }
 
 const VERSION_TAG: &[u8] = b"calscope-fingerprint-v1";
@@ -376,6 +378,26 @@ fn put_part(buf: &mut Vec<u8>, part: &[u8]) {
     buf.extend_from_slice(part);
 }
 
+/// The digest entry of one property line: (name hash, line hash).
+fn hash_property(cl: &ContentLine<'_>, upper: &mut Vec<u8>, buf: &mut Vec<u8>) -> (u32, u128) {
+    upper.clear();
+    upper.extend_from_slice(cl.name);
+    upper.make_ascii_uppercase();
+    buf.clear();
+    buf.push(TAG_PROPERTY);
+    put_part(buf, upper);
+    let mut params: Vec<(Vec<u8>, &[u8])> = cl.params().map(|(n, v)| (n.to_ascii_uppercase(), v)).collect();
+    params.sort_unstable();
+    #[allow(clippy::cast_possible_truncation)]
+    buf.extend_from_slice(&(params.len() as u32).to_le_bytes());
+    for (n, v) in &params {
+        put_part(buf, n);
+        put_part(buf, v);
+    }
+    put_part(buf, cl.value);
+    (name_hash(upper), xxh3_128(buf))
+}
+
 /// Canonicalizes one component and calls `visit(depth, line)` for every content line of the
 /// top-level component (depth 1) and of nested components (depth 2 and more), volatile ones
 /// included, so callers can pick out keys in the same pass.
@@ -391,11 +413,11 @@ pub(crate) fn canonicalize(
     let mut stack: Vec<Frame> = Vec::new();
     let mut top: Option<Frame> = None;
     let mut buf = Vec::with_capacity(128);
-    let mut params: Vec<(Vec<u8>, &[u8])> = Vec::new();
     let mut started = false;
     let mut done = false;
     let mut upper = Vec::with_capacity(32);
     let mut max_depth = 0usize;
+    let mut first_malformed = None;
 
     let lines: Vec<_> = Lines::new(component).collect();
     for line in &lines {
@@ -408,6 +430,7 @@ pub(crate) fn canonicalize(
         }
         let Some(cl) = ContentLine::split(text) else {
             if started {
+                first_malformed.get_or_insert(line.offset);
                 if let Some(frame) = stack.last_mut() {
                     buf.clear();
                     buf.push(TAG_OPAQUE);
@@ -446,24 +469,9 @@ pub(crate) fn canonicalize(
         if policy.is_volatile_bytes(cl.name) {
             continue;
         }
-        upper.clear();
-        upper.extend_from_slice(cl.name);
-        upper.make_ascii_uppercase();
-        buf.clear();
-        buf.push(TAG_PROPERTY);
-        put_part(&mut buf, &upper);
-        params.clear();
-        params.extend(cl.params().map(|(n, v)| (n.to_ascii_uppercase(), v)));
-        params.sort_unstable();
-        #[allow(clippy::cast_possible_truncation)]
-        buf.extend_from_slice(&(params.len() as u32).to_le_bytes());
-        for (n, v) in &params {
-            put_part(&mut buf, n);
-            put_part(&mut buf, v);
-        }
-        put_part(&mut buf, cl.value);
+        let entry = hash_property(&cl, &mut upper, &mut buf);
         if let Some(frame) = stack.last_mut() {
-            frame.entries.push((name_hash(&upper), xxh3_128(&buf)));
+            frame.entries.push(entry);
         }
     }
     // Close whatever was left open.
@@ -485,7 +493,12 @@ pub(crate) fn canonicalize(
         })
         .collect();
     digest.sort_unstable();
-    Canonical { fingerprint: Fingerprint(fingerprint), digest: PropertyDigest(digest.into_boxed_slice()), max_depth }
+    Canonical {
+        fingerprint: Fingerprint(fingerprint),
+        digest: PropertyDigest(digest.into_boxed_slice()),
+        max_depth,
+        first_malformed,
+    }
 }
 
 #[cfg(test)]

@@ -80,7 +80,7 @@ mod engine;
 mod error;
 mod event;
 mod fingerprint;
-mod ics;
+pub mod ics;
 mod id;
 mod plan;
 mod providers;

@@ -3,12 +3,16 @@
 use chrono::{DateTime, LocalResult, NaiveDateTime, Offset as _, TimeZone as _, Utc};
 use chrono_tz::Tz;
 
-/// Resolves a TZID: an IANA name, with the `/`-prefixed and Olson-path forms some exporters
-/// write (`/mozilla.org/20050126_1/Europe/Berlin`) reduced to the name.
+/// Resolves a TZID by name: an IANA name (with the `/`-prefixed and Olson-path forms some
+/// exporters write, `/mozilla.org/20050126_1/Europe/Berlin`, reduced to the name), then a
+/// Windows zone name (`W. Europe Standard Time`).
 pub(crate) fn resolve(tzid: &str) -> Option<Tz> {
     let tzid = tzid.trim().trim_matches('"');
     if let Ok(tz) = tzid.parse::<Tz>() {
         return Some(tz);
+    }
+    if let Some(iana) = crate::ics::windows_zones::to_iana(tzid) {
+        return iana.parse().ok();
     }
     // Try the longest suffix that is a known zone name ("/mozilla.org/.../Europe/Berlin").
     let mut rest = tzid;

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
 mod common;
+mod corpus;
 mod engine;
 mod golden;
 mod planner;

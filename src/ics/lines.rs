@@ -18,6 +18,8 @@ pub(crate) struct Lines<'a> {
 #[derive(Debug, Clone)]
 pub(crate) struct Line<'a> {
     pub(crate) offset: usize,
+    /// Offset just past the line's terminator (and its continuation lines).
+    pub(crate) end: usize,
     pub(crate) text: Cow<'a, [u8]>,
 }
 
@@ -29,7 +31,7 @@ impl<'a> Lines<'a> {
     /// The next physical line from `at`: (content end, start of the next line).
     fn physical(&self, at: usize) -> (usize, usize) {
         let rest = self.data.get(at..).unwrap_or_default();
-        match rest.iter().position(|&b| b == b'\n' || b == b'\r') {
+        match memchr::memchr2(b'\n', b'\r', rest) {
             None => (self.data.len(), self.data.len()),
             Some(i) => {
                 let end = at + i;
@@ -57,7 +59,7 @@ impl<'a> Iterator for Lines<'a> {
         let first = self.data.get(start..end).unwrap_or_default();
         if !self.continues_at(next) || end == start {
             self.pos = next;
-            return Some(Line { offset: start, text: Cow::Borrowed(first) });
+            return Some(Line { offset: start, end: next, text: Cow::Borrowed(first) });
         }
         let mut text = first.to_vec();
         while self.continues_at(next) {
@@ -66,7 +68,7 @@ impl<'a> Iterator for Lines<'a> {
             next = cnext;
         }
         self.pos = next;
-        Some(Line { offset: start, text: Cow::Owned(text) })
+        Some(Line { offset: start, end: next, text: Cow::Owned(text) })
     }
 }
 
@@ -84,7 +86,8 @@ impl<'a> ContentLine<'a> {
     /// quoted parameter value. Returns `None` when the line has no separator or no name.
     pub(crate) fn split(line: &'a [u8]) -> Option<Self> {
         let name_end = line.iter().position(|&b| b == b';' || b == b':')?;
-        if name_end == 0 {
+        let valid = |b: &u8| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_';
+        if name_end == 0 || !line.get(..name_end)?.iter().all(valid) {
             return None;
         }
         let (name, rest) = line.split_at(name_end);
@@ -204,5 +207,7 @@ mod tests {
         assert_eq!(cl.param(b"CN"), Some(&b"Doe: John"[..]));
         assert!(ContentLine::split(b"no separator").is_none());
         assert!(ContentLine::split(b":value").is_none());
+        assert!(ContentLine::split(b" :2.0").is_none());
+        assert!(ContentLine::split(b"SUM\0MARY:x").is_none());
     }
 }

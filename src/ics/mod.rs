@@ -1,8 +1,14 @@
-//! iCalendar reading: content lines, fingerprints and the event fields a host schedules with.
+//! iCalendar reading: whole feeds into events, with keys and fingerprints found by a byte-level
+//! scan and fields parsed only for the events that are written.
 //!
-//! This is edge code around the `icalendar` crate: our own byte-level line handling finds
-//! boundaries, keys and fingerprints; `icalendar` parses the properties and typed values of a
-//! component that is going to be written.
+//! This is edge code around the `icalendar` crate: calscope's own scanner finds boundaries,
+//! keys and fingerprints (safely: no recursion, bounded by [`Limits`]); `icalendar` parses the
+//! properties and typed values of a component that is going to be written.
 
 pub(crate) mod lines;
 pub(crate) mod parse;
+mod read;
+pub(crate) mod windows_zones;
+pub(crate) mod zones;
+
+pub use read::{FeedRead, Limits, Problem, ReadOptions, read_feed};

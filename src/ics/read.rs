@@ -1,0 +1,630 @@
+//! Reading whole iCalendar feeds: a streaming scan for structure, then keys and fingerprints
+//! per component, without building a tree and without parsing fields.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use chrono::{NaiveDate, NaiveDateTime};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::event::{Analysis, Event, analyze};
+use crate::fingerprint::FingerprintPolicy;
+use crate::ics::lines::{ContentLine, Lines};
+use crate::ics::zones::{Resolution, Zones};
+use crate::id::{CalendarId, EventKey, RecurrenceId, Uid};
+use crate::source::Snapshot;
+
+/// Bounds on what [`read_feed`] accepts; beyond them it fails with
+/// [`ErrorKind::LimitExceeded`] instead of spending memory or time.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Limits {
+    /// Deepest BEGIN nesting (VCALENDAR > VEVENT > VALARM is 3). Default 16.
+    pub max_depth: usize,
+    /// Longest logical (unfolded) line, in bytes. Default 4 MiB (inline attachments).
+    pub max_line_bytes: usize,
+    /// Largest single component, in bytes. Default 16 MiB.
+    pub max_component_bytes: usize,
+    /// Most components in one feed. Default 2,000,000.
+    pub max_components: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { max_depth: 16, max_line_bytes: 4 << 20, max_component_bytes: 16 << 20, max_components: 2_000_000 }
+    }
+}
+
+/// How [`read_feed`] reads.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ReadOptions {
+    /// Which properties fingerprints ignore.
+    pub policy: FingerprintPolicy,
+    /// Input bounds.
+    pub limits: Limits,
+}
+
+impl ReadOptions {
+    /// Sets the fingerprint policy.
+    #[must_use]
+    pub fn policy(mut self, policy: FingerprintPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Sets the limits.
+    #[must_use]
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+}
+
+/// A component that could not be read: where, which UID (when known) and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Problem {
+    /// Byte offset in the feed where the component (or line) starts.
+    pub offset: usize,
+    /// The component's UID, when it had one.
+    pub uid: Option<String>,
+    /// What was wrong.
+    pub reason: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "byte {}: ", self.offset)?;
+        if let Some(uid) = &self.uid {
+            write!(f, "{uid}: ")?;
+        }
+        f.write_str(&self.reason)
+    }
+}
+
+/// What [`read_feed`] found in a feed.
+#[derive(Clone, Debug, PartialEq)]
+#[must_use]
+#[non_exhaustive]
+pub struct FeedRead {
+    /// Every VEVENT that could be read, in feed order (duplicates included: the planner picks).
+    pub events: Vec<Event>,
+    /// Components or lines that could not be read. Any problem makes the read incomplete.
+    pub problems: Vec<Problem>,
+    /// Recoverable oddities (a BOM, blank lines, text that is not UTF-8, unknown zones, …).
+    pub warnings: Vec<String>,
+    /// How many VCALENDAR objects the feed held.
+    pub calendars: usize,
+}
+
+impl FeedRead {
+    /// Whether every component was read: only then may deletions be inferred.
+    #[must_use]
+    pub fn is_complete(&self) -> bool {
+        self.problems.is_empty()
+    }
+
+    /// The events as a [`Snapshot`] (incomplete when there were problems), plus every problem and
+    /// warning as text.
+    pub fn into_snapshot(self) -> (Snapshot, Vec<String>) {
+        let complete = self.is_complete();
+        let mut notes: Vec<String> = self.problems.iter().map(ToString::to_string).collect();
+        notes.extend(self.warnings);
+        let snapshot = if complete { Snapshot::complete(self.events) } else { Snapshot::incomplete(self.events) };
+        (snapshot, notes)
+    }
+}
+
+/// One top-level component found by the scan.
+#[derive(Debug)]
+struct Found {
+    name: Vec<u8>,
+    start: usize,
+    end: usize,
+    in_calendar: bool,
+}
+
+/// Reads an iCalendar feed (one or more VCALENDAR objects) into events of `calendar`.
+///
+/// - Structure is found by a byte-level scan: CRLF, LF and CR endings, folds (also inside UTF-8
+///   sequences), a BOM, blank lines and junk around calendars are accepted; VTIMEZONEs are
+///   read for normalization (wherever they appear) and never become events; VTODO, VJOURNAL,
+///   VFREEBUSY and unknown components are skipped with a warning.
+/// - Each VEVENT gets its key and fingerprint. A VEVENT without UID gets a synthesized one,
+///   `calscope-synth-<fingerprint>` (with `-2`, `-3`, … for identical copies): stable across
+///   fetches as long as the content is; an edit shows as a delete plus an insert.
+/// - A VEVENT that cannot be read (a malformed line, no usable DTSTART, an unreadable RRULE or
+///   RECURRENCE-ID, outside any VCALENDAR, over the size limit) is reported as a [`Problem`]
+///   and left out; duplicates of one key that SEQUENCE and LAST-MODIFIED cannot order are
+///   reported too. Any problem makes the read incomplete, so no deletions are inferred.
+/// - Text that is not UTF-8 is decoded as Windows-1252, with a warning.
+///
+/// # Errors
+/// [`ErrorKind::Parse`] when the input is not a usable iCalendar stream: no VCALENDAR, a
+/// component left open (truncated), END not matching BEGIN, an invalid component name (NUL or
+/// control bytes in the structure). [`ErrorKind::LimitExceeded`] when a [`Limits`] bound is
+/// crossed. Nothing is returned in either case, so nothing can be deleted.
+///
+/// # Example
+/// ```
+/// use calscope::{CalendarId, ics::{read_feed, ReadOptions}};
+/// let feed = b"BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:1\r\nDTSTART:20260105T090000Z\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+/// let read = read_feed(&CalendarId::new("work")?, feed, &ReadOptions::default())?;
+/// assert_eq!(read.events.len(), 1);
+/// assert!(read.is_complete());
+/// # Ok::<(), calscope::Error>(())
+/// ```
+pub fn read_feed(calendar: &CalendarId, bytes: &[u8], options: &ReadOptions) -> Result<FeedRead> {
+    let limits = &options.limits;
+    let mut warnings = Vec::new();
+    let mut problems = Vec::new();
+    let (data, base) = match bytes.strip_prefix(b"\xEF\xBB\xBF") {
+        Some(rest) => {
+            warnings.push("byte order mark skipped".to_owned());
+            (rest, 3)
+        }
+        None => (bytes, 0),
+    };
+
+    let Scan { found, calendars, blank_lines, outside_lines } = scan(data, base, limits, &mut problems)?;
+    if blank_lines > 0 {
+        warnings.push(format!("{blank_lines} blank lines skipped"));
+    }
+    if outside_lines > 0 {
+        warnings.push(format!("{outside_lines} lines outside any VCALENDAR ignored"));
+    }
+
+    // Time zones first: a VTIMEZONE may follow the events that use it.
+    let mut zones = Zones::default();
+    for f in found.iter().filter(|f| f.name == b"VTIMEZONE") {
+        warnings.extend(zones.add(data.get(f.start..f.end).unwrap_or_default()));
+    }
+
+    let mut reader =
+        Reader { calendar, options, zones: &zones, warnings, problems, synthesized: HashMap::new(), empty_rrules: 0 };
+    let mut events = Vec::new();
+    let mut offsets = Vec::new();
+    let mut skipped: HashMap<String, usize> = HashMap::new();
+    for f in &found {
+        let bytes = data.get(f.start..f.end).unwrap_or_default();
+        match (f.name.as_slice(), f.in_calendar) {
+            (b"VEVENT", true) => {
+                if let Some(event) = reader.event(bytes, f.start + base) {
+                    events.push(event);
+                    offsets.push(f.start + base);
+                }
+            }
+            (b"VEVENT", false) => reader.problem(f.start + base, None, "VEVENT outside any VCALENDAR"),
+            (b"VTIMEZONE", _) => {}
+            (name, _) => *skipped.entry(String::from_utf8_lossy(name).into_owned()).or_default() += 1,
+        }
+    }
+    let mut skipped: Vec<_> = skipped.into_iter().collect();
+    skipped.sort();
+    for (name, n) in skipped {
+        reader.warnings.push(format!("{n} {name} components skipped (calscope syncs VEVENTs)"));
+    }
+    if reader.empty_rrules > 0 {
+        reader.warnings.push(format!("{} empty RRULE lines ignored", reader.empty_rrules));
+    }
+    reader.check_duplicates(&events, &offsets);
+    Ok(FeedRead { events, problems: reader.problems, warnings: reader.warnings, calendars })
+}
+
+/// What the structural scan found.
+struct Scan {
+    found: Vec<Found>,
+    calendars: usize,
+    blank_lines: usize,
+    outside_lines: usize,
+}
+
+/// The structural pass: component boundaries, nesting and calendar-level lines.
+fn scan(data: &[u8], base: usize, limits: &Limits, problems: &mut Vec<Problem>) -> Result<Scan> {
+    let mut stack: Vec<Vec<u8>> = Vec::new();
+    let mut found: Vec<Found> = Vec::new();
+    let mut calendars = 0usize;
+    let mut blank_lines = 0usize;
+    let mut outside_lines = 0usize;
+    for line in Lines::new(data) {
+        let text: &[u8] = &line.text;
+        let at = line.offset + base;
+        if text.len() > limits.max_line_bytes {
+            return Err(limit(format!("line at byte {at} is longer than {} bytes", limits.max_line_bytes)));
+        }
+        if text.is_empty() {
+            blank_lines += usize::from(!stack.is_empty());
+            continue;
+        }
+        if let Some((is_begin, name)) = structure(text) {
+            let name = component_name(name)
+                .ok_or_else(|| Error::new(ErrorKind::Parse, format!("invalid component name at byte {at}")))?;
+            if is_begin {
+                if stack.len() >= limits.max_depth {
+                    return Err(limit(format!("components nest deeper than {} at byte {at}", limits.max_depth)));
+                }
+                let top_level = match stack.as_slice() {
+                    [] => name != b"VCALENDAR",
+                    [cal] => cal == b"VCALENDAR",
+                    _ => false,
+                };
+                if stack.is_empty() && name == b"VCALENDAR" {
+                    calendars += 1;
+                }
+                if top_level {
+                    if found.len() >= limits.max_components {
+                        return Err(limit(format!("more than {} components", limits.max_components)));
+                    }
+                    found.push(Found {
+                        name: name.clone(),
+                        start: line.offset,
+                        end: line.end,
+                        in_calendar: !stack.is_empty(),
+                    });
+                }
+                stack.push(name);
+            } else {
+                let Some(open) = stack.pop() else {
+                    return Err(Error::new(
+                        ErrorKind::Parse,
+                        format!("END:{} without BEGIN at byte {at}", String::from_utf8_lossy(&name)),
+                    ));
+                };
+                if open != name {
+                    return Err(Error::new(
+                        ErrorKind::Parse,
+                        format!(
+                            "END:{} does not match BEGIN:{} at byte {at}",
+                            String::from_utf8_lossy(&name),
+                            String::from_utf8_lossy(&open)
+                        ),
+                    ));
+                }
+                let closes_top_level = match stack.as_slice() {
+                    [] => name != b"VCALENDAR",
+                    [cal] => cal == b"VCALENDAR",
+                    _ => false,
+                };
+                if let (true, Some(last)) = (closes_top_level, found.last_mut()) {
+                    last.end = line.end;
+                }
+            }
+            continue;
+        }
+        match (stack.as_slice(), ContentLine::split(text)) {
+            ([], _) => outside_lines += 1,
+            ([cal], None) if cal == b"VCALENDAR" => {
+                problems.push(Problem { offset: at, uid: None, reason: "unreadable calendar-level line".to_owned() });
+            }
+            _ => {}
+        }
+    }
+    if let Some(open) = stack.last() {
+        return Err(Error::new(
+            ErrorKind::Parse,
+            format!("truncated: BEGIN:{} is never closed", String::from_utf8_lossy(open)),
+        ));
+    }
+    if calendars == 0 {
+        return Err(Error::new(ErrorKind::Parse, "not an iCalendar stream: no VCALENDAR"));
+    }
+    Ok(Scan { found, calendars, blank_lines, outside_lines })
+}
+
+fn limit(message: String) -> Error {
+    Error::new(ErrorKind::LimitExceeded, message)
+}
+
+/// `BEGIN:`/`END:` lines (case-insensitive keyword), with the raw name.
+fn structure(line: &[u8]) -> Option<(bool, &[u8])> {
+    let (keyword, rest) = line.split_at(line.iter().position(|&b| b == b':')?);
+    let name = rest.get(1..)?;
+    if keyword.eq_ignore_ascii_case(b"BEGIN") {
+        Some((true, name))
+    } else if keyword.eq_ignore_ascii_case(b"END") {
+        Some((false, name))
+    } else {
+        None
+    }
+}
+
+/// A component name, upper-cased: letters, digits and `-` only (trailing spaces tolerated).
+fn component_name(raw: &[u8]) -> Option<Vec<u8>> {
+    let trimmed = raw.trim_ascii_end();
+    let ok = !trimmed.is_empty() && trimmed.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_');
+    ok.then(|| trimmed.to_ascii_uppercase())
+}
+
+struct Reader<'a> {
+    calendar: &'a CalendarId,
+    options: &'a ReadOptions,
+    zones: &'a Zones,
+    warnings: Vec<String>,
+    problems: Vec<Problem>,
+    synthesized: HashMap<u128, usize>,
+    empty_rrules: usize,
+}
+
+impl Reader<'_> {
+    fn problem(&mut self, offset: usize, uid: Option<&str>, reason: impl Into<String>) {
+        self.problems.push(Problem { offset, uid: uid.map(str::to_owned), reason: reason.into() });
+    }
+
+    fn event(&mut self, bytes: &[u8], offset: usize) -> Option<Event> {
+        if bytes.len() > self.options.limits.max_component_bytes {
+            self.problem(
+                offset,
+                None,
+                format!("component larger than {} bytes", self.options.limits.max_component_bytes),
+            );
+            return None;
+        }
+        let text: Cow<'_, str> = if let Ok(t) = std::str::from_utf8(bytes) {
+            Cow::Borrowed(t)
+        } else {
+            self.warnings.push(format!("byte {offset}: text is not UTF-8; decoded as Windows-1252"));
+            Cow::Owned(decode_windows_1252(bytes))
+        };
+        let analysis = analyze(text.as_bytes(), &self.options.policy);
+        let uid_text = analysis.fields.uid.clone().filter(|u| !u.is_empty());
+        let uid_ref = uid_text.as_deref();
+        if let Some(at) = analysis.canon.first_malformed {
+            self.problem(offset + at, uid_ref, "malformed content line");
+            return None;
+        }
+        match &analysis.fields.dtstart {
+            Some((value, is_date)) if usable_time(value, *is_date) => {}
+            Some((value, _)) => {
+                self.problem(offset, uid_ref, format!("unreadable DTSTART {value:?}"));
+                return None;
+            }
+            None => {
+                self.problem(offset, uid_ref, "no DTSTART");
+                return None;
+            }
+        }
+        for rule in analysis.fields.rrules.iter().filter(|r| !r.is_empty()) {
+            if let Err(why) = check_rrule(rule) {
+                self.problem(offset, uid_ref, format!("unreadable RRULE {rule:?}: {why}"));
+                return None;
+            }
+        }
+        self.empty_rrules += analysis.fields.rrules.iter().filter(|r| r.is_empty()).count();
+        let uid = match uid_text.as_deref().map(Uid::new) {
+            Some(Ok(uid)) => uid,
+            Some(Err(e)) => {
+                self.problem(offset, uid_ref, format!("invalid UID: {e}"));
+                return None;
+            }
+            None => self.synthesize(&analysis)?,
+        };
+        let recurrence_id = match &analysis.fields.rid {
+            None => None,
+            Some((value, tzid, is_date, range)) => {
+                if let Some(rid) = self.recurrence_id(value, tzid.as_deref(), *is_date, offset) {
+                    Some(rid.with_this_and_future(*range))
+                } else {
+                    self.problem(offset, uid_ref, format!("unreadable RECURRENCE-ID {value:?}"));
+                    return None;
+                }
+            }
+        };
+        let key = EventKey::new(self.calendar.clone(), uid, recurrence_id);
+        Some(Event::assemble(key, &analysis, Arc::from(text.as_ref())))
+    }
+
+    fn synthesize(&mut self, analysis: &Analysis) -> Option<Uid> {
+        let fp = analysis.canon.fingerprint;
+        let n = self.synthesized.entry(fp.as_u128()).or_default();
+        *n += 1;
+        let text = if *n == 1 { format!("calscope-synth-{fp}") } else { format!("calscope-synth-{fp}-{n}") };
+        Uid::new(text).ok()
+    }
+
+    fn recurrence_id(&mut self, value: &str, tzid: Option<&str>, is_date: bool, offset: usize) -> Option<RecurrenceId> {
+        let value = value.trim();
+        let Some(tzid) = tzid else {
+            return RecurrenceId::from_ical(value, None, is_date).ok();
+        };
+        if is_date || value.len() == 8 {
+            return NaiveDate::parse_from_str(value, "%Y%m%d").ok().map(RecurrenceId::date);
+        }
+        // A TZID on a UTC value: the Z wins (the value is explicit), as for DTSTART.
+        if value.ends_with(['Z', 'z']) {
+            return RecurrenceId::from_ical(value, None, false).ok();
+        }
+        let local = NaiveDateTime::parse_from_str(value, "%Y%m%dT%H%M%S").ok()?;
+        let (utc, how) = self.zones.to_utc(tzid, local);
+        if how == Resolution::Fallback {
+            self.warnings.push(format!("byte {offset}: unknown time zone {tzid:?}; RECURRENCE-ID read as UTC"));
+        }
+        Some(RecurrenceId::instant(utc))
+    }
+
+    /// Reports keys whose copies differ in content and cannot be ordered by SEQUENCE or
+    /// LAST-MODIFIED: the planner still picks one deterministically, but the feed is ambiguous.
+    fn check_duplicates(&mut self, events: &[Event], offsets: &[usize]) {
+        let mut by_key: HashMap<&EventKey, Vec<&Event>> = HashMap::new();
+        let mut last_offset: HashMap<&EventKey, usize> = HashMap::new();
+        for (e, &at) in events.iter().zip(offsets) {
+            by_key.entry(e.key()).or_default().push(e);
+            last_offset.insert(e.key(), at);
+        }
+        let mut ambiguous: Vec<&EventKey> = Vec::new();
+        let mut duplicates = 0usize;
+        for (key, copies) in &by_key {
+            if copies.len() < 2 {
+                continue;
+            }
+            duplicates += 1;
+            let top = copies.iter().map(|e| (e.sequence(), e.last_modified())).max();
+            let leaders: Vec<_> = copies.iter().filter(|e| Some((e.sequence(), e.last_modified())) == top).collect();
+            if leaders.iter().any(|e| e.fingerprint() != leaders.first().map_or(e.fingerprint(), |l| l.fingerprint())) {
+                ambiguous.push(key);
+            }
+        }
+        ambiguous.sort();
+        for key in ambiguous {
+            let at = last_offset.get(key).copied().unwrap_or_default();
+            self.problem(
+                at,
+                Some(key.uid.as_str()),
+                "copies with this key differ and SEQUENCE/LAST-MODIFIED cannot order them",
+            );
+        }
+        if duplicates > 0 {
+            self.warnings.push(format!("{duplicates} keys appear more than once; the newest copy is kept"));
+        }
+    }
+}
+
+/// Whether a DTSTART value is a readable DATE or DATE-TIME (a DATE-TIME under VALUE=DATE is
+/// accepted: venue feeds write it).
+fn usable_time(value: &str, _is_date: bool) -> bool {
+    let v = value.trim();
+    let v = v.strip_suffix(['Z', 'z']).unwrap_or(v);
+    NaiveDateTime::parse_from_str(v, "%Y%m%dT%H%M%S").is_ok()
+        || (v.len() == 8 && NaiveDate::parse_from_str(v, "%Y%m%d").is_ok())
+}
+
+/// Checks an RRULE: known parts only, FREQ present, no part twice.
+fn check_rrule(rule: &str) -> std::result::Result<(), String> {
+    const PARTS: [&str; 14] = [
+        "FREQ",
+        "UNTIL",
+        "COUNT",
+        "INTERVAL",
+        "BYSECOND",
+        "BYMINUTE",
+        "BYHOUR",
+        "BYDAY",
+        "BYMONTHDAY",
+        "BYYEARDAY",
+        "BYWEEKNO",
+        "BYMONTH",
+        "BYSETPOS",
+        "WKST",
+    ];
+    const FREQS: [&str; 7] = ["SECONDLY", "MINUTELY", "HOURLY", "DAILY", "WEEKLY", "MONTHLY", "YEARLY"];
+    let mut seen: Vec<String> = Vec::new();
+    for part in rule.split(';').filter(|p| !p.trim().is_empty()) {
+        let (name, value) = part.split_once('=').ok_or_else(|| format!("part {part:?} has no value"))?;
+        let name = name.trim().to_ascii_uppercase();
+        if !PARTS.contains(&name.as_str()) && !name.starts_with("X-") {
+            return Err(format!("unknown part {name}"));
+        }
+        if seen.contains(&name) {
+            return Err(format!("{name} given twice"));
+        }
+        if name == "FREQ" && !FREQS.contains(&value.trim().to_ascii_uppercase().as_str()) {
+            return Err(format!("unknown FREQ {value}"));
+        }
+        seen.push(name);
+    }
+    if !seen.iter().any(|n| n == "FREQ") {
+        return Err("no FREQ".to_owned());
+    }
+    Ok(())
+}
+
+/// Decodes Windows-1252 (a superset of Latin-1 for printable text) to UTF-8.
+fn decode_windows_1252(bytes: &[u8]) -> String {
+    const HIGH: [char; 32] = [
+        '\u{20AC}', '\u{FFFD}', '\u{201A}', '\u{0192}', '\u{201E}', '\u{2026}', '\u{2020}', '\u{2021}', '\u{02C6}',
+        '\u{2030}', '\u{0160}', '\u{2039}', '\u{0152}', '\u{FFFD}', '\u{017D}', '\u{FFFD}', '\u{FFFD}', '\u{2018}',
+        '\u{2019}', '\u{201C}', '\u{201D}', '\u{2022}', '\u{2013}', '\u{2014}', '\u{02DC}', '\u{2122}', '\u{0161}',
+        '\u{203A}', '\u{0153}', '\u{FFFD}', '\u{017E}', '\u{0178}',
+    ];
+    bytes
+        .iter()
+        .map(|&b| match b {
+            0x80..=0x9F => HIGH.get(usize::from(b - 0x80)).copied().unwrap_or('\u{FFFD}'),
+            _ => char::from(b),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(text: &str) -> Result<FeedRead> {
+        read_feed(&CalendarId::new("c").unwrap(), text.as_bytes(), &ReadOptions::default())
+    }
+
+    const EV: &str = "BEGIN:VEVENT\r\nUID:1\r\nDTSTART:20260105T090000Z\r\nSUMMARY:x\r\nEND:VEVENT\r\n";
+
+    #[test]
+    fn structure_errors_reject_the_feed() {
+        let kind = |t: &str| read(t).unwrap_err().kind();
+        assert_eq!(kind("BEGIN:VEVENT\nEND:VEVENT\n"), ErrorKind::Parse);
+        assert_eq!(kind(&format!("BEGIN:VCALENDAR\r\n{EV}")), ErrorKind::Parse);
+        assert_eq!(kind("BEGIN:VCALENDAR\nBEGIN:VEVENT\nEND:VTODO\nEND:VCALENDAR\n"), ErrorKind::Parse);
+        assert_eq!(kind("BeGIN:\0\n"), ErrorKind::Parse);
+        assert_eq!(kind(""), ErrorKind::Parse);
+        let deep = format!("BEGIN:VCALENDAR\n{}", "BEGIN:X\n".repeat(100));
+        assert_eq!(kind(&deep), ErrorKind::LimitExceeded);
+    }
+
+    #[test]
+    fn several_calendars_bom_and_junk() {
+        let text = format!(
+            "\u{feff}junk\r\nBEGIN:VCALENDAR\r\n{EV}END:VCALENDAR\r\n\r\nBEGIN:VCALENDAR\r\n{}END:VCALENDAR\r\ntrailing",
+            EV.replace("UID:1", "UID:2")
+        );
+        let r = read(&text).unwrap();
+        assert_eq!((r.calendars, r.events.len()), (2, 2));
+        assert!(r.is_complete());
+        assert!(r.warnings.iter().any(|w| w.contains("byte order mark")));
+        assert!(r.warnings.iter().any(|w| w.contains("outside any VCALENDAR")));
+    }
+
+    #[test]
+    fn broken_components_are_reported_and_the_rest_kept() {
+        let bad = EV.replace("UID:1", "UID:2").replace("DTSTART:20260105T090000Z", "DTSTART:INVALID");
+        let r = read(&format!("BEGIN:VCALENDAR\r\n{EV}{bad}END:VCALENDAR\r\n")).unwrap();
+        assert_eq!(r.events.len(), 1);
+        assert!(!r.is_complete());
+        assert_eq!(r.problems[0].uid.as_deref(), Some("2"));
+        assert_eq!(r.problems[0].offset, "BEGIN:VCALENDAR\r\n".len() + EV.len());
+        let (snapshot, _) = r.into_snapshot();
+        assert!(!snapshot.is_complete());
+    }
+
+    #[test]
+    fn missing_uids_are_synthesized_stably_and_distinctly() {
+        let no_uid = EV.replace("UID:1\r\n", "");
+        let text =
+            format!("BEGIN:VCALENDAR\r\n{no_uid}{no_uid}{}END:VCALENDAR\r\n", no_uid.replace("SUMMARY:x", "SUMMARY:y"));
+        let a = read(&text).unwrap();
+        let b = read(&text.replace("\r\n", "\n")).unwrap();
+        let uids = |r: &FeedRead| r.events.iter().map(|e| e.key().uid.to_string()).collect::<Vec<_>>();
+        assert_eq!(uids(&a), uids(&b));
+        let mut distinct = uids(&a);
+        distinct.dedup();
+        assert_eq!(distinct.len(), 3);
+        assert!(uids(&a)[1].ends_with("-2"));
+    }
+
+    #[test]
+    fn rrule_checks() {
+        assert!(check_rrule("FREQ=WEEKLY;BYDAY=MO,TU").is_ok());
+        assert!(check_rrule("FREQ=DAILY;UNTL=20191023").is_err());
+        assert!(check_rrule("BYDAY=MO").is_err());
+        assert!(check_rrule("FREQ=DAILY;FREQ=WEEKLY").is_err());
+    }
+
+    #[test]
+    fn latin1_text_is_decoded() {
+        let mut bytes =
+            format!("BEGIN:VCALENDAR\r\n{}END:VCALENDAR\r\n", EV.replace("SUMMARY:x", "SUMMARY:caf_")).into_bytes();
+        let pos = bytes.iter().position(|&b| b == b'_').unwrap();
+        bytes[pos] = 0xE9;
+        let r = read_feed(&CalendarId::new("c").unwrap(), &bytes, &ReadOptions::default()).unwrap();
+        assert_eq!(r.events[0].details().summary.as_deref(), Some("caf\u{e9}"));
+    }
+}
