@@ -7,7 +7,7 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::{Error, Result};
-use crate::fingerprint::{Canonical, Fingerprint, FingerprintPolicy, PropertyDigest, canonicalize, name_hash};
+use crate::fingerprint::{Canonical, Canonicalizer, Fingerprint, FingerprintPolicy, PropertyDigest, name_hash};
 use crate::ics::lines::{ContentLine, Lines};
 use crate::id::{CalendarId, Etag, EventKey, Href, KeyDigest, RecurrenceId, Uid};
 
@@ -55,13 +55,38 @@ pub(crate) struct Analysis {
 
 /// Fingerprints a component and reads its key properties in one pass.
 pub(crate) fn analyze(component: &[u8], policy: &FingerprintPolicy) -> Analysis {
-    let mut fields = KeyFields::default();
-    let canon = canonicalize(component, policy, |depth, line| {
-        if depth == 1 {
-            read_key_field(&mut fields, line);
+    let mut analyzer = Analyzer::default();
+    for line in Lines::new(component) {
+        if analyzer.is_done() {
+            break;
         }
-    });
-    Analysis { canon, fields }
+        analyzer.line(line.offset, &line.text, policy);
+    }
+    analyzer.finish()
+}
+
+/// [`analyze`] fed line by line, so a feed scanner can analyze components as it passes them.
+#[derive(Default)]
+pub(crate) struct Analyzer {
+    canon: Canonicalizer,
+    fields: KeyFields,
+}
+
+impl Analyzer {
+    pub(crate) fn line(&mut self, offset: usize, text: &[u8], policy: &FingerprintPolicy) {
+        if let Some((1, cl)) = self.canon.line(offset, text, policy) {
+            read_key_field(&mut self.fields, &cl);
+        }
+    }
+
+    pub(crate) fn is_done(&self) -> bool {
+        self.canon.is_done()
+    }
+
+    /// The analysis; resets the analyzer for the next component, keeping its buffers.
+    pub(crate) fn finish(&mut self) -> Analysis {
+        Analysis { canon: self.canon.finish(), fields: std::mem::take(&mut self.fields) }
+    }
 }
 
 impl Event {
@@ -98,16 +123,16 @@ impl Event {
             None => None,
         };
         let key = EventKey::new(calendar.clone(), uid, recurrence_id);
-        Ok(Self::assemble(key, &analysis, Arc::from(component)))
+        Ok(Self::assemble(key, analysis, Arc::from(component)))
     }
 
     /// Builds an event from an analysis and the key derived from it.
-    pub(crate) fn assemble(key: EventKey, analysis: &Analysis, raw: Arc<str>) -> Self {
+    pub(crate) fn assemble(key: EventKey, analysis: Analysis, raw: Arc<str>) -> Self {
         Self {
             key_digest: key.digest(),
             key,
             fingerprint: analysis.canon.fingerprint,
-            digest: analysis.canon.digest.clone(),
+            digest: analysis.canon.digest,
             sequence: analysis.fields.sequence,
             last_modified: analysis.fields.last_modified,
             href: None,

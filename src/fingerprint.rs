@@ -349,11 +349,9 @@ struct Frame {
 }
 
 impl Frame {
-    fn new(name: &[u8]) -> Self {
-        Self { name: name.to_ascii_uppercase(), entries: Vec::new() }
-    }
-
-    fn finish(mut self) -> (u32, u128, Vec<(u32, u128)>) {
+    /// Sorts the entries and hashes the frame; returns (name hash, hash). The entries stay
+    /// sorted in place for the caller to read.
+    fn seal(&mut self) -> (u32, u128) {
         self.entries.sort_unstable_by_key(|&(_, h)| h);
         let mut hasher = Xxh3::new();
         hasher.update(VERSION_TAG);
@@ -361,7 +359,7 @@ impl Frame {
         for (_, h) in &self.entries {
             hasher.update(&h.to_le_bytes());
         }
-        (name_hash(&self.name), hasher.digest128(), self.entries)
+        (name_hash(&self.name), hasher.digest128())
     }
 }
 
@@ -378,6 +376,11 @@ fn put_part(buf: &mut Vec<u8>, part: &[u8]) {
     buf.extend_from_slice(part);
 }
 
+/// Compares parameter names ignoring ASCII case, then values byte for byte.
+fn param_order(a: &(&[u8], &[u8]), b: &(&[u8], &[u8])) -> std::cmp::Ordering {
+    a.0.iter().map(u8::to_ascii_uppercase).cmp(b.0.iter().map(u8::to_ascii_uppercase)).then_with(|| a.1.cmp(b.1))
+}
+
 /// The digest entry of one property line: (name hash, line hash).
 fn hash_property(cl: &ContentLine<'_>, upper: &mut Vec<u8>, buf: &mut Vec<u8>) -> (u32, u128) {
     upper.clear();
@@ -386,16 +389,150 @@ fn hash_property(cl: &ContentLine<'_>, upper: &mut Vec<u8>, buf: &mut Vec<u8>) -
     buf.clear();
     buf.push(TAG_PROPERTY);
     put_part(buf, upper);
-    let mut params: Vec<(Vec<u8>, &[u8])> = cl.params().map(|(n, v)| (n.to_ascii_uppercase(), v)).collect();
-    params.sort_unstable();
+    // Most lines have a handful of parameters: sort them on the stack.
+    let mut inline: [(&[u8], &[u8]); 8] = [(&[], &[]); 8];
+    let mut count = 0usize;
+    let mut spill: Vec<(&[u8], &[u8])> = Vec::new();
+    for p in cl.params() {
+        match inline.get_mut(count) {
+            Some(slot) if spill.is_empty() => *slot = p,
+            _ => {
+                if spill.is_empty() {
+                    spill.extend_from_slice(&inline);
+                }
+                spill.push(p);
+            }
+        }
+        count += 1;
+    }
+    let params: &mut [(&[u8], &[u8])] = if spill.is_empty() { inline.get_mut(..count).unwrap_or_default() } else { &mut spill };
+    params.sort_unstable_by(param_order);
     #[allow(clippy::cast_possible_truncation)]
     buf.extend_from_slice(&(params.len() as u32).to_le_bytes());
-    for (n, v) in &params {
-        put_part(buf, n);
+    for (n, v) in params.iter() {
+        #[allow(clippy::cast_possible_truncation)]
+        buf.extend_from_slice(&(n.len() as u32).to_le_bytes());
+        buf.extend(n.iter().map(u8::to_ascii_uppercase));
         put_part(buf, v);
     }
     put_part(buf, cl.value);
     (name_hash(upper), xxh3_128(buf))
+}
+
+/// Canonicalizes one component fed line by line (see [`canonicalize`]). Reusable: `finish`
+/// resets it, keeping its buffers for the next component.
+#[derive(Default)]
+pub(crate) struct Canonicalizer {
+    stack: Vec<Frame>,
+    top: Option<Frame>,
+    spare: Vec<Frame>,
+    buf: Vec<u8>,
+    upper: Vec<u8>,
+    started: bool,
+    max_depth: usize,
+    first_malformed: Option<usize>,
+}
+
+impl Canonicalizer {
+    /// Whether the component's END was seen: later lines are ignored.
+    pub(crate) fn is_done(&self) -> bool {
+        self.top.is_some()
+    }
+
+    fn open(&mut self, name: &[u8]) {
+        let mut frame = self.spare.pop().unwrap_or_else(|| Frame { name: Vec::new(), entries: Vec::with_capacity(32) });
+        frame.name.clear();
+        frame.name.extend(name.iter().map(u8::to_ascii_uppercase));
+        frame.entries.clear();
+        self.stack.push(frame);
+        self.max_depth = self.max_depth.max(self.stack.len());
+    }
+
+    /// Closes the innermost frame into its parent, or makes it the top.
+    fn close(&mut self) {
+        if let Some(mut frame) = self.stack.pop() {
+            if let Some(parent) = self.stack.last_mut() {
+                parent.entries.push(frame.seal());
+                self.spare.push(frame);
+            } else if self.top.is_none() {
+                self.top = Some(frame);
+            } else {
+                self.spare.push(frame);
+            }
+        }
+    }
+
+    /// Feeds one logical line starting at `offset`. Returns the content line and its depth
+    /// when it is a property (volatile ones included), for the caller to read keys from.
+    pub(crate) fn line<'l>(&mut self, offset: usize, text: &'l [u8], policy: &FingerprintPolicy) -> Option<(usize, ContentLine<'l>)> {
+        if self.is_done() || text.is_empty() {
+            return None;
+        }
+        let Some(cl) = ContentLine::split(text) else {
+            if self.started {
+                self.first_malformed.get_or_insert(offset);
+                if let Some(frame) = self.stack.last_mut() {
+                    self.buf.clear();
+                    self.buf.push(TAG_OPAQUE);
+                    self.buf.extend_from_slice(text);
+                    frame.entries.push((name_hash(b""), xxh3_128(&self.buf)));
+                }
+            }
+            return None;
+        };
+        if cl.is(b"BEGIN") {
+            self.started = true;
+            self.open(cl.value);
+            return None;
+        }
+        if !self.started {
+            // Properties before any BEGIN: an unnamed component.
+            self.started = true;
+            self.open(b"");
+        }
+        if cl.is(b"END") {
+            self.close();
+            return None;
+        }
+        let depth = self.stack.len();
+        if !policy.is_volatile_bytes(cl.name) {
+            let entry = hash_property(&cl, &mut self.upper, &mut self.buf);
+            if let Some(frame) = self.stack.last_mut() {
+                frame.entries.push(entry);
+            }
+        }
+        Some((depth, cl))
+    }
+
+    /// The fingerprint and digest; unbalanced nesting is closed first. Resets for reuse.
+    pub(crate) fn finish(&mut self) -> Canonical {
+        while !self.stack.is_empty() {
+            self.close();
+        }
+        let mut top = self.top.take().unwrap_or_else(|| Frame { name: Vec::new(), entries: Vec::new() });
+        let (_, fingerprint) = top.seal();
+        let mut digest: Vec<u64> = top
+            .entries
+            .iter()
+            .map(|&(nh, h)| {
+                #[allow(clippy::cast_possible_truncation)]
+                let low = h as u32;
+                (u64::from(nh) << 32) | u64::from(low)
+            })
+            .collect();
+        digest.sort_unstable();
+        self.spare.push(top);
+        let canonical = Canonical {
+            fingerprint: Fingerprint(fingerprint),
+            digest: PropertyDigest(digest.into_boxed_slice()),
+            max_depth: self.max_depth,
+            first_malformed: self.first_malformed,
+        };
+        self.started = false;
+        self.max_depth = 0;
+        self.first_malformed = None;
+        canonical
+    }
 }
 
 /// Canonicalizes one component and calls `visit(depth, line)` for every content line of the
@@ -410,95 +547,16 @@ pub(crate) fn canonicalize(
     policy: &FingerprintPolicy,
     mut visit: impl FnMut(usize, &ContentLine<'_>),
 ) -> Canonical {
-    let mut stack: Vec<Frame> = Vec::new();
-    let mut top: Option<Frame> = None;
-    let mut buf = Vec::with_capacity(128);
-    let mut started = false;
-    let mut done = false;
-    let mut upper = Vec::with_capacity(32);
-    let mut max_depth = 0usize;
-    let mut first_malformed = None;
-
-    let lines: Vec<_> = Lines::new(component).collect();
-    for line in &lines {
-        if done {
+    let mut c = Canonicalizer::default();
+    for line in Lines::new(component) {
+        if c.is_done() {
             break;
         }
-        let text: &[u8] = &line.text;
-        if text.is_empty() {
-            continue;
-        }
-        let Some(cl) = ContentLine::split(text) else {
-            if started {
-                first_malformed.get_or_insert(line.offset);
-                if let Some(frame) = stack.last_mut() {
-                    buf.clear();
-                    buf.push(TAG_OPAQUE);
-                    buf.extend_from_slice(text);
-                    frame.entries.push((name_hash(b""), xxh3_128(&buf)));
-                }
-            }
-            continue;
-        };
-        if cl.is(b"BEGIN") {
-            started = true;
-            stack.push(Frame::new(cl.value));
-            max_depth = max_depth.max(stack.len());
-            continue;
-        }
-        if !started {
-            // Properties before any BEGIN: an unnamed component.
-            started = true;
-            stack.push(Frame::new(b""));
-            max_depth = max_depth.max(1);
-        }
-        if cl.is(b"END") {
-            if let Some(frame) = stack.pop() {
-                if let Some(parent) = stack.last_mut() {
-                    let (nh, h, _) = frame.finish();
-                    parent.entries.push((nh, h));
-                } else {
-                    top = Some(frame);
-                    done = true;
-                }
-            }
-            continue;
-        }
-        let depth = stack.len();
-        visit(depth, &cl);
-        if policy.is_volatile_bytes(cl.name) {
-            continue;
-        }
-        let entry = hash_property(&cl, &mut upper, &mut buf);
-        if let Some(frame) = stack.last_mut() {
-            frame.entries.push(entry);
+        if let Some((depth, cl)) = c.line(line.offset, &line.text, policy) {
+            visit(depth, &cl);
         }
     }
-    // Close whatever was left open.
-    while let Some(frame) = stack.pop() {
-        if let Some(parent) = stack.last_mut() {
-            let (nh, h, _) = frame.finish();
-            parent.entries.push((nh, h));
-        } else {
-            top = Some(frame);
-        }
-    }
-    let (_, fingerprint, entries) = top.unwrap_or_else(|| Frame::new(b"")).finish();
-    let mut digest: Vec<u64> = entries
-        .iter()
-        .map(|&(nh, h)| {
-            #[allow(clippy::cast_possible_truncation)]
-            let low = h as u32;
-            (u64::from(nh) << 32) | u64::from(low)
-        })
-        .collect();
-    digest.sort_unstable();
-    Canonical {
-        fingerprint: Fingerprint(fingerprint),
-        digest: PropertyDigest(digest.into_boxed_slice()),
-        max_depth,
-        first_malformed,
-    }
+    c.finish()
 }
 
 #[cfg(test)]

@@ -10,12 +10,13 @@ use chrono::{NaiveDate, NaiveDateTime};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::event::{Analysis, Event, analyze};
+use crate::event::{Analysis, Analyzer, Event, analyze};
 use crate::fingerprint::FingerprintPolicy;
 use crate::ics::lines::{ContentLine, Lines};
 use crate::ics::zones::{Resolution, Zones};
 use crate::id::{CalendarId, EventKey, RecurrenceId, Uid};
 use crate::source::Snapshot;
+use crate::store::DigestMap;
 
 /// Bounds on what [`read_feed`] accepts; beyond them it fails with
 /// [`ErrorKind::LimitExceeded`] instead of spending memory or time.
@@ -122,10 +123,12 @@ impl FeedRead {
 /// One top-level component found by the scan.
 #[derive(Debug)]
 struct Found {
-    name: Vec<u8>,
+    name: Name,
     start: usize,
     end: usize,
     in_calendar: bool,
+    /// Keys and fingerprint of a VEVENT inside a calendar, computed during the scan.
+    analysis: Option<Analysis>,
 }
 
 /// Reads an iCalendar feed (one or more VCALENDAR objects) into events of `calendar`.
@@ -159,7 +162,6 @@ struct Found {
 /// # Ok::<(), calscope::Error>(())
 /// ```
 pub fn read_feed(calendar: &CalendarId, bytes: &[u8], options: &ReadOptions) -> Result<FeedRead> {
-    let limits = &options.limits;
     let mut warnings = Vec::new();
     let mut problems = Vec::new();
     let (data, base) = match bytes.strip_prefix(b"\xEF\xBB\xBF") {
@@ -170,7 +172,7 @@ pub fn read_feed(calendar: &CalendarId, bytes: &[u8], options: &ReadOptions) -> 
         None => (bytes, 0),
     };
 
-    let Scan { found, calendars, blank_lines, outside_lines } = scan(data, base, limits, &mut problems)?;
+    let Scan { found, calendars, blank_lines, outside_lines } = scan(data, base, options, &mut problems)?;
     if blank_lines > 0 {
         warnings.push(format!("{blank_lines} blank lines skipped"));
     }
@@ -180,7 +182,7 @@ pub fn read_feed(calendar: &CalendarId, bytes: &[u8], options: &ReadOptions) -> 
 
     // Time zones first: a VTIMEZONE may follow the events that use it.
     let mut zones = Zones::default();
-    for f in found.iter().filter(|f| f.name == b"VTIMEZONE") {
+    for f in found.iter().filter(|f| f.name.as_slice() == b"VTIMEZONE") {
         warnings.extend(zones.add(data.get(f.start..f.end).unwrap_or_default()));
     }
 
@@ -189,11 +191,11 @@ pub fn read_feed(calendar: &CalendarId, bytes: &[u8], options: &ReadOptions) -> 
     let mut events = Vec::new();
     let mut offsets = Vec::new();
     let mut skipped: HashMap<String, usize> = HashMap::new();
-    for f in &found {
+    for f in found {
         let bytes = data.get(f.start..f.end).unwrap_or_default();
         match (f.name.as_slice(), f.in_calendar) {
             (b"VEVENT", true) => {
-                if let Some(event) = reader.event(bytes, f.start + base) {
+                if let Some(event) = reader.event(bytes, f.start + base, f.analysis) {
                     events.push(event);
                     offsets.push(f.start + base);
                 }
@@ -224,8 +226,12 @@ struct Scan {
 }
 
 /// The structural pass: component boundaries, nesting and calendar-level lines.
-fn scan(data: &[u8], base: usize, limits: &Limits, problems: &mut Vec<Problem>) -> Result<Scan> {
-    let mut stack: Vec<Vec<u8>> = Vec::new();
+fn scan(data: &[u8], base: usize, options: &ReadOptions, problems: &mut Vec<Problem>) -> Result<Scan> {
+    let limits = &options.limits;
+    let mut stack: Vec<Name> = Vec::new();
+    // The VEVENT being passed: analyzed (keys and fingerprint) in the same pass.
+    let mut analyzer = Analyzer::default();
+    let mut active: Option<usize> = None;
     let mut found: Vec<Found> = Vec::new();
     let mut calendars = 0usize;
     let mut blank_lines = 0usize;
@@ -240,6 +246,9 @@ fn scan(data: &[u8], base: usize, limits: &Limits, problems: &mut Vec<Problem>) 
             blank_lines += usize::from(!stack.is_empty());
             continue;
         }
+        if let Some(start) = active {
+            analyzer.line(line.offset - start, text, &options.policy);
+        }
         if let Some((is_begin, name)) = structure(text) {
             let name = component_name(name)
                 .ok_or_else(|| Error::new(ErrorKind::Parse, format!("invalid component name at byte {at}")))?;
@@ -248,22 +257,27 @@ fn scan(data: &[u8], base: usize, limits: &Limits, problems: &mut Vec<Problem>) 
                     return Err(limit(format!("components nest deeper than {} at byte {at}", limits.max_depth)));
                 }
                 let top_level = match stack.as_slice() {
-                    [] => name != b"VCALENDAR",
-                    [cal] => cal == b"VCALENDAR",
+                    [] => name.as_slice() != b"VCALENDAR",
+                    [cal] => cal.as_slice() == b"VCALENDAR",
                     _ => false,
                 };
-                if stack.is_empty() && name == b"VCALENDAR" {
+                if stack.is_empty() && name.as_slice() == b"VCALENDAR" {
                     calendars += 1;
                 }
                 if top_level {
                     if found.len() >= limits.max_components {
                         return Err(limit(format!("more than {} components", limits.max_components)));
                     }
+                    if name.as_slice() == b"VEVENT" && !stack.is_empty() {
+                        analyzer.line(0, text, &options.policy);
+                        active = Some(line.offset);
+                    }
                     found.push(Found {
                         name: name.clone(),
                         start: line.offset,
                         end: line.end,
                         in_calendar: !stack.is_empty(),
+                        analysis: None,
                     });
                 }
                 stack.push(name);
@@ -271,7 +285,7 @@ fn scan(data: &[u8], base: usize, limits: &Limits, problems: &mut Vec<Problem>) 
                 let Some(open) = stack.pop() else {
                     return Err(Error::new(
                         ErrorKind::Parse,
-                        format!("END:{} without BEGIN at byte {at}", String::from_utf8_lossy(&name)),
+                        format!("END:{} without BEGIN at byte {at}", String::from_utf8_lossy(name.as_slice())),
                     ));
                 };
                 if open != name {
@@ -279,25 +293,28 @@ fn scan(data: &[u8], base: usize, limits: &Limits, problems: &mut Vec<Problem>) 
                         ErrorKind::Parse,
                         format!(
                             "END:{} does not match BEGIN:{} at byte {at}",
-                            String::from_utf8_lossy(&name),
-                            String::from_utf8_lossy(&open)
+                            String::from_utf8_lossy(name.as_slice()),
+                            String::from_utf8_lossy(open.as_slice())
                         ),
                     ));
                 }
                 let closes_top_level = match stack.as_slice() {
-                    [] => name != b"VCALENDAR",
-                    [cal] => cal == b"VCALENDAR",
+                    [] => name.as_slice() != b"VCALENDAR",
+                    [cal] => cal.as_slice() == b"VCALENDAR",
                     _ => false,
                 };
                 if let (true, Some(last)) = (closes_top_level, found.last_mut()) {
                     last.end = line.end;
+                    if active.take().is_some() {
+                        last.analysis = Some(analyzer.finish());
+                    }
                 }
             }
             continue;
         }
-        match (stack.as_slice(), ContentLine::split(text)) {
-            ([], _) => outside_lines += 1,
-            ([cal], None) if cal == b"VCALENDAR" => {
+        match stack.as_slice() {
+            [] => outside_lines += 1,
+            [cal] if cal.as_slice() == b"VCALENDAR" && ContentLine::split(text).is_none() => {
                 problems.push(Problem { offset: at, uid: None, reason: "unreadable calendar-level line".to_owned() });
             }
             _ => {}
@@ -306,7 +323,7 @@ fn scan(data: &[u8], base: usize, limits: &Limits, problems: &mut Vec<Problem>) 
     if let Some(open) = stack.last() {
         return Err(Error::new(
             ErrorKind::Parse,
-            format!("truncated: BEGIN:{} is never closed", String::from_utf8_lossy(open)),
+            format!("truncated: BEGIN:{} is never closed", String::from_utf8_lossy(open.as_slice())),
         ));
     }
     if calendars == 0 {
@@ -332,11 +349,43 @@ fn structure(line: &[u8]) -> Option<(bool, &[u8])> {
     }
 }
 
-/// A component name, upper-cased: letters, digits and `-` only (trailing spaces tolerated).
-fn component_name(raw: &[u8]) -> Option<Vec<u8>> {
+/// Longest component name the scanner accepts.
+const MAX_NAME: usize = 64;
+
+/// An upper-cased component name, stored inline (no allocation per BEGIN/END line).
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Name {
+    bytes: [u8; MAX_NAME],
+    len: u8,
+}
+
+impl Name {
+    fn as_slice(&self) -> &[u8] {
+        self.bytes.get(..usize::from(self.len)).unwrap_or_default()
+    }
+}
+
+impl fmt::Debug for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&String::from_utf8_lossy(self.as_slice()))
+    }
+}
+
+/// A component name, upper-cased: letters, digits, `-` and `_` only (trailing spaces
+/// tolerated), at most [`MAX_NAME`] bytes.
+fn component_name(raw: &[u8]) -> Option<Name> {
     let trimmed = raw.trim_ascii_end();
-    let ok = !trimmed.is_empty() && trimmed.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_');
-    ok.then(|| trimmed.to_ascii_uppercase())
+    let ok = !trimmed.is_empty()
+        && trimmed.len() <= MAX_NAME
+        && trimmed.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_');
+    if !ok {
+        return None;
+    }
+    let mut bytes = [0u8; MAX_NAME];
+    for (slot, b) in bytes.iter_mut().zip(trimmed) {
+        *slot = b.to_ascii_uppercase();
+    }
+    Some(Name { bytes, len: u8::try_from(trimmed.len()).ok()? })
 }
 
 struct Reader<'a> {
@@ -354,7 +403,7 @@ impl Reader<'_> {
         self.problems.push(Problem { offset, uid: uid.map(str::to_owned), reason: reason.into() });
     }
 
-    fn event(&mut self, bytes: &[u8], offset: usize) -> Option<Event> {
+    fn event(&mut self, bytes: &[u8], offset: usize, scanned: Option<Analysis>) -> Option<Event> {
         if bytes.len() > self.options.limits.max_component_bytes {
             self.problem(
                 offset,
@@ -369,7 +418,11 @@ impl Reader<'_> {
             self.warnings.push(format!("byte {offset}: text is not UTF-8; decoded as Windows-1252"));
             Cow::Owned(decode_windows_1252(bytes))
         };
-        let analysis = analyze(text.as_bytes(), &self.options.policy);
+        // The scan analyzed the bytes; text that had to be decoded is analyzed again as stored.
+        let analysis = match (scanned, &text) {
+            (Some(a), Cow::Borrowed(_)) => a,
+            _ => analyze(text.as_bytes(), &self.options.policy),
+        };
         let uid_text = analysis.fields.uid.clone().filter(|u| !u.is_empty());
         let uid_ref = uid_text.as_deref();
         if let Some(at) = analysis.canon.first_malformed {
@@ -414,7 +467,7 @@ impl Reader<'_> {
             }
         };
         let key = EventKey::new(self.calendar.clone(), uid, recurrence_id);
-        Some(Event::assemble(key, &analysis, Arc::from(text.as_ref())))
+        Some(Event::assemble(key, analysis, Arc::from(text.as_ref())))
     }
 
     fn synthesize(&mut self, analysis: &Analysis) -> Option<Uid> {
@@ -448,11 +501,18 @@ impl Reader<'_> {
     /// Reports keys whose copies differ in content and cannot be ordered by SEQUENCE or
     /// LAST-MODIFIED: the planner still picks one deterministically, but the feed is ambiguous.
     fn check_duplicates(&mut self, events: &[Event], offsets: &[usize]) {
+        // Count by key digest first (cheap); group only the keys that repeat.
+        let mut counts: DigestMap<u32> = DigestMap::default();
+        for e in events {
+            *counts.entry(e.key_digest()).or_default() += 1;
+        }
         let mut by_key: HashMap<&EventKey, Vec<&Event>> = HashMap::new();
         let mut last_offset: HashMap<&EventKey, usize> = HashMap::new();
         for (e, &at) in events.iter().zip(offsets) {
-            by_key.entry(e.key()).or_default().push(e);
-            last_offset.insert(e.key(), at);
+            if counts.get(&e.key_digest()).is_some_and(|&n| n > 1) {
+                by_key.entry(e.key()).or_default().push(e);
+                last_offset.insert(e.key(), at);
+            }
         }
         let mut ambiguous: Vec<&EventKey> = Vec::new();
         let mut duplicates = 0usize;
