@@ -22,11 +22,19 @@ fn feed(n: usize, stamp: u32) -> Vec<u8> {
     out.push_str("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//calscope//bench//EN\r\nBEGIN:VTIMEZONE\r\nTZID:W. Europe Standard Time\r\nBEGIN:STANDARD\r\nDTSTART:16010101T030000\r\nTZOFFSETFROM:+0200\r\nTZOFFSETTO:+0100\r\nRRULE:FREQ=YEARLY;BYDAY=-1SU;BYMONTH=10\r\nEND:STANDARD\r\nBEGIN:DAYLIGHT\r\nDTSTART:16010101T020000\r\nTZOFFSETFROM:+0100\r\nTZOFFSETTO:+0200\r\nRRULE:FREQ=YEARLY;BYDAY=-1SU;BYMONTH=3\r\nEND:DAYLIGHT\r\nEND:VTIMEZONE\r\n");
     let mut i = 0;
     while i < n {
-        let uid = format!("040000008200E00074C5B7101A82E00800000000{i:016X}1D8A3B4C5D6E7F80910000000000000000100000004A8B9C0D1E2F{i:08}");
+        let uid = format!(
+            "040000008200E00074C5B7101A82E00800000000{i:016X}1D8A3B4C5D6E7F80910000000000000000100000004A8B9C0D1E2F{i:08}"
+        );
         let (master_day, over) = (1 + i % 28, i % 10 == 0 && i + 1 < n);
         if over {
             // Google lists the override before its master.
-            out.push_str(&event(&uid, Some(&format!("202602{:02}T100000", master_day)), i + 1, stamp, "Moved occurrence"));
+            out.push_str(&event(
+                &uid,
+                Some(&format!("202602{:02}T100000", master_day)),
+                i + 1,
+                stamp,
+                "Moved occurrence",
+            ));
             i += 1;
         }
         out.push_str(&event(&uid, None, i, stamp, "Weekly planning"));

@@ -29,8 +29,36 @@ pub struct Event {
     last_modified: Option<DateTime<Utc>>,
     href: Option<Href>,
     etag: Option<Etag>,
-    raw: Arc<str>,
+    raw: RawText,
     details: OnceLock<Arc<EventDetails>>,
+}
+
+/// An event's text: a range of a shared buffer (a whole feed) or a buffer of its own.
+#[derive(Clone)]
+pub(crate) struct RawText {
+    buf: Arc<String>,
+    start: usize,
+    end: usize,
+}
+
+impl RawText {
+    pub(crate) fn owned(text: String) -> Self {
+        let end = text.len();
+        Self { buf: Arc::new(text), start: 0, end }
+    }
+
+    /// `buf[start..end]`; the range must lie on character boundaries (else the text is empty).
+    pub(crate) fn shared(buf: &Arc<String>, start: usize, end: usize) -> Self {
+        Self { buf: Arc::clone(buf), start, end }
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        self.buf.get(self.start..self.end).unwrap_or_default()
+    }
+
+    fn is_whole(&self) -> bool {
+        self.start == 0 && self.end == self.buf.len()
+    }
 }
 
 /// The properties read from a component in its fingerprinting pass.
@@ -123,11 +151,11 @@ impl Event {
             None => None,
         };
         let key = EventKey::new(calendar.clone(), uid, recurrence_id);
-        Ok(Self::assemble(key, analysis, Arc::from(component)))
+        Ok(Self::assemble(key, analysis, RawText::owned(component.to_owned())))
     }
 
     /// Builds an event from an analysis and the key derived from it.
-    pub(crate) fn assemble(key: EventKey, analysis: Analysis, raw: Arc<str>) -> Self {
+    pub(crate) fn assemble(key: EventKey, analysis: Analysis, raw: RawText) -> Self {
         Self {
             key_digest: key.digest(),
             key,
@@ -199,7 +227,21 @@ impl Event {
     /// The component text exactly as the source gave it.
     #[must_use]
     pub fn raw(&self) -> &str {
-        &self.raw
+        self.raw.as_str()
+    }
+
+    /// The same event holding its own copy of its text.
+    ///
+    /// Events read from a feed share the feed's text buffer (one allocation and no copy per
+    /// event); an event kept long after its feed is gone keeps that whole buffer alive. Hosts
+    /// (and stores) that keep events call this first.
+    #[must_use]
+    pub fn detach(&self) -> Self {
+        let mut copy = self.clone();
+        if !self.raw.is_whole() {
+            copy.raw = RawText::owned(self.raw().to_owned());
+        }
+        copy
     }
 
     /// The fields hosts schedule with, parsed from the raw text on first call.
@@ -208,7 +250,7 @@ impl Event {
     /// [`EventDetails::problems`].
     #[must_use]
     pub fn details(&self) -> &EventDetails {
-        self.details.get_or_init(|| Arc::new(crate::ics::parse::details(&self.raw)))
+        self.details.get_or_init(|| Arc::new(crate::ics::parse::details(self.raw())))
     }
 
     /// Names of the properties that differ from a stored version with digest `stored`.
@@ -222,7 +264,7 @@ impl Event {
         let mut missing = wanted.len();
         let mut upper = Vec::with_capacity(32);
         let mut depth = 0usize;
-        for line in Lines::new(self.raw.as_bytes()) {
+        for line in Lines::new(self.raw().as_bytes()) {
             if missing == 0 {
                 break;
             }
@@ -342,7 +384,7 @@ impl fmt::Debug for Event {
             .field("fingerprint", &self.fingerprint)
             .field("sequence", &self.sequence)
             .field("href", &self.href)
-            .field("raw_len", &self.raw.len())
+            .field("raw_len", &self.raw().len())
             .finish_non_exhaustive()
     }
 }
@@ -354,7 +396,7 @@ impl PartialEq for Event {
             && self.fingerprint == other.fingerprint
             && self.href == other.href
             && self.etag == other.etag
-            && self.raw == other.raw
+            && self.raw() == other.raw()
     }
 }
 
@@ -384,7 +426,7 @@ impl Serialize for Event {
             last_modified: self.last_modified,
             href: self.href.clone(),
             etag: self.etag.clone(),
-            raw: self.raw.to_string(),
+            raw: self.raw().to_owned(),
             details: Some(self.details().clone()),
         }
         .serialize(s)
@@ -404,7 +446,7 @@ impl<'de> Deserialize<'de> for Event {
             last_modified: r.last_modified,
             href: r.href,
             etag: r.etag,
-            raw: Arc::from(r.raw),
+            raw: RawText::owned(r.raw),
             details: OnceLock::new(),
         })
     }

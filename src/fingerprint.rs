@@ -405,7 +405,8 @@ fn hash_property(cl: &ContentLine<'_>, upper: &mut Vec<u8>, buf: &mut Vec<u8>) -
         }
         count += 1;
     }
-    let params: &mut [(&[u8], &[u8])] = if spill.is_empty() { inline.get_mut(..count).unwrap_or_default() } else { &mut spill };
+    let params: &mut [(&[u8], &[u8])] =
+        if spill.is_empty() { inline.get_mut(..count).unwrap_or_default() } else { &mut spill };
     params.sort_unstable_by(param_order);
     #[allow(clippy::cast_possible_truncation)]
     buf.extend_from_slice(&(params.len() as u32).to_le_bytes());
@@ -464,7 +465,12 @@ impl Canonicalizer {
 
     /// Feeds one logical line starting at `offset`. Returns the content line and its depth
     /// when it is a property (volatile ones included), for the caller to read keys from.
-    pub(crate) fn line<'l>(&mut self, offset: usize, text: &'l [u8], policy: &FingerprintPolicy) -> Option<(usize, ContentLine<'l>)> {
+    pub(crate) fn line<'l>(
+        &mut self,
+        offset: usize,
+        text: &'l [u8],
+        policy: &FingerprintPolicy,
+    ) -> Option<(usize, ContentLine<'l>)> {
         if self.is_done() || text.is_empty() {
             return None;
         }

@@ -9,14 +9,16 @@ use calscope::ics::{ReadOptions, read_feed};
 
 use crate::common::cal;
 
-fn expectations(readme: &Path) -> BTreeMap<String, String> {
+/// (expectation, VEVENT count) per file, from the README's table.
+fn expectations(readme: &Path) -> BTreeMap<String, (String, usize)> {
     let text = std::fs::read_to_string(readme).unwrap();
     let mut map = BTreeMap::new();
     for line in text.lines().filter(|l| l.starts_with("| `")) {
         let file = line.split('`').nth(1).unwrap().to_owned();
         let expect = line.split("**").nth(1).map(str::to_owned);
-        if let Some(expect) = expect {
-            map.insert(file, expect);
+        let count = line.trim_end_matches('|').rsplit('|').next().and_then(|c| c.trim().parse().ok());
+        if let (Some(expect), Some(count)) = (expect, count) {
+            map.insert(file, (expect, count));
         }
     }
     map
@@ -52,7 +54,13 @@ fn real_world_corpus_meets_its_expectations() {
                 let _ = e.details(); // never panics
             }
         }
-        let want = expected.get(&name).map_or("?", String::as_str);
+        let (want, vevents) = expected.get(&name).map_or(("?", 0), |(w, n)| (w.as_str(), *n));
+        // A file that parses cleanly yields every VEVENT it holds (duplicates included).
+        if let (Ok(r), "parse") = (&result, want) {
+            if r.events.len() != vevents {
+                failures.push(format!("{name}: {vevents} VEVENTs, read {}", r.events.len()));
+            }
+        }
         if got != want {
             let detail = match &result {
                 Err(e) => e.to_string(),

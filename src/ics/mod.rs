@@ -11,4 +11,4 @@ mod read;
 pub(crate) mod windows_zones;
 pub(crate) mod zones;
 
-pub use read::{FeedRead, Limits, Problem, ReadOptions, read_feed};
+pub use read::{FeedRead, Limits, Problem, ReadOptions, read_feed, read_feed_owned};

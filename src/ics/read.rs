@@ -10,7 +10,7 @@ use chrono::{NaiveDate, NaiveDateTime};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::event::{Analysis, Analyzer, Event, analyze};
+use crate::event::{Analysis, Analyzer, Event, RawText, analyze};
 use crate::fingerprint::FingerprintPolicy;
 use crate::ics::lines::{ContentLine, Lines};
 use crate::ics::zones::{Resolution, Zones};
@@ -120,17 +120,6 @@ impl FeedRead {
     }
 }
 
-/// One top-level component found by the scan.
-#[derive(Debug)]
-struct Found {
-    name: Name,
-    start: usize,
-    end: usize,
-    in_calendar: bool,
-    /// Keys and fingerprint of a VEVENT inside a calendar, computed during the scan.
-    analysis: Option<Analysis>,
-}
-
 /// Reads an iCalendar feed (one or more VCALENDAR objects) into events of `calendar`.
 ///
 /// - Structure is found by a byte-level scan: CRLF, LF and CR endings, folds (also inside UTF-8
@@ -162,50 +151,57 @@ struct Found {
 /// # Ok::<(), calscope::Error>(())
 /// ```
 pub fn read_feed(calendar: &CalendarId, bytes: &[u8], options: &ReadOptions) -> Result<FeedRead> {
-    let mut warnings = Vec::new();
-    let mut problems = Vec::new();
-    let (data, base) = match bytes.strip_prefix(b"\xEF\xBB\xBF") {
+    read_feed_owned(calendar, bytes.to_vec(), options)
+}
+
+/// [`read_feed`] over a buffer the caller gives away: when it is UTF-8, events share it as their
+/// text without copying (see [`Event::detach`]).
+///
+/// # Errors
+/// As [`read_feed`].
+pub fn read_feed_owned(calendar: &CalendarId, bytes: Vec<u8>, options: &ReadOptions) -> Result<FeedRead> {
+    let (shared, bytes) = match String::from_utf8(bytes) {
+        Ok(text) => {
+            let shared = Arc::new(text);
+            (Some(Arc::clone(&shared)), Feed::Shared(shared))
+        }
+        Err(e) => (None, Feed::Bytes(e.into_bytes())),
+    };
+    let all = bytes.as_bytes();
+    let mut reader = Reader {
+        calendar,
+        options,
+        zones: Zones::default(),
+        warnings: Vec::new(),
+        problems: Vec::new(),
+        synthesized: HashMap::new(),
+        empty_rrules: 0,
+        shared,
+        events: Vec::new(),
+        offsets: Vec::new(),
+        deferred: Vec::new(),
+        skipped: HashMap::new(),
+    };
+    let (data, base) = match all.strip_prefix(b"\xEF\xBB\xBF") {
         Some(rest) => {
-            warnings.push("byte order mark skipped".to_owned());
+            reader.warnings.push("byte order mark skipped".to_owned());
             (rest, 3)
         }
-        None => (bytes, 0),
+        None => (all, 0),
     };
-
-    let Scan { found, calendars, blank_lines, outside_lines } = scan(data, base, options, &mut problems)?;
+    let Scan { calendars, blank_lines, outside_lines } = scan(data, base, &mut reader)?;
     if blank_lines > 0 {
-        warnings.push(format!("{blank_lines} blank lines skipped"));
+        reader.warnings.push(format!("{blank_lines} blank lines skipped"));
     }
     if outside_lines > 0 {
-        warnings.push(format!("{outside_lines} lines outside any VCALENDAR ignored"));
+        reader.warnings.push(format!("{outside_lines} lines outside any VCALENDAR ignored"));
     }
-
-    // Time zones first: a VTIMEZONE may follow the events that use it.
-    let mut zones = Zones::default();
-    for f in found.iter().filter(|f| f.name.as_slice() == b"VTIMEZONE") {
-        warnings.extend(zones.add(data.get(f.start..f.end).unwrap_or_default()));
+    // Events whose RECURRENCE-ID names a zone defined later in the feed.
+    for (start, end, analysis) in std::mem::take(&mut reader.deferred) {
+        let bytes = data.get(start..end).unwrap_or_default();
+        reader.vevent(bytes, start + base, analysis);
     }
-
-    let mut reader =
-        Reader { calendar, options, zones: &zones, warnings, problems, synthesized: HashMap::new(), empty_rrules: 0 };
-    let mut events = Vec::new();
-    let mut offsets = Vec::new();
-    let mut skipped: HashMap<String, usize> = HashMap::new();
-    for f in found {
-        let bytes = data.get(f.start..f.end).unwrap_or_default();
-        match (f.name.as_slice(), f.in_calendar) {
-            (b"VEVENT", true) => {
-                if let Some(event) = reader.event(bytes, f.start + base, f.analysis) {
-                    events.push(event);
-                    offsets.push(f.start + base);
-                }
-            }
-            (b"VEVENT", false) => reader.problem(f.start + base, None, "VEVENT outside any VCALENDAR"),
-            (b"VTIMEZONE", _) => {}
-            (name, _) => *skipped.entry(String::from_utf8_lossy(name).into_owned()).or_default() += 1,
-        }
-    }
-    let mut skipped: Vec<_> = skipped.into_iter().collect();
+    let mut skipped: Vec<_> = std::mem::take(&mut reader.skipped).into_iter().collect();
     skipped.sort();
     for (name, n) in skipped {
         reader.warnings.push(format!("{n} {name} components skipped (calscope syncs VEVENTs)"));
@@ -213,26 +209,46 @@ pub fn read_feed(calendar: &CalendarId, bytes: &[u8], options: &ReadOptions) -> 
     if reader.empty_rrules > 0 {
         reader.warnings.push(format!("{} empty RRULE lines ignored", reader.empty_rrules));
     }
+    let events = std::mem::take(&mut reader.events);
+    let offsets = std::mem::take(&mut reader.offsets);
     reader.check_duplicates(&events, &offsets);
     Ok(FeedRead { events, problems: reader.problems, warnings: reader.warnings, calendars })
 }
 
-/// What the structural scan found.
+/// The input, as text to share or as bytes to decode per component.
+enum Feed {
+    Shared(Arc<String>),
+    Bytes(Vec<u8>),
+}
+
+impl Feed {
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            Self::Shared(s) => s.as_bytes(),
+            Self::Bytes(b) => b,
+        }
+    }
+}
+
+/// What the structural scan counted.
 struct Scan {
-    found: Vec<Found>,
     calendars: usize,
     blank_lines: usize,
     outside_lines: usize,
 }
 
-/// The structural pass: component boundaries, nesting and calendar-level lines.
-fn scan(data: &[u8], base: usize, options: &ReadOptions, problems: &mut Vec<Problem>) -> Result<Scan> {
+/// The single pass: structure, nesting, calendar-level lines, and every top-level component
+/// handed to the reader as it closes.
+fn scan(data: &[u8], base: usize, reader: &mut Reader<'_>) -> Result<Scan> {
+    let options = reader.options;
     let limits = &options.limits;
     let mut stack: Vec<Name> = Vec::new();
     // The VEVENT being passed: analyzed (keys and fingerprint) in the same pass.
     let mut analyzer = Analyzer::default();
     let mut active: Option<usize> = None;
-    let mut found: Vec<Found> = Vec::new();
+    // The top-level component being passed: (name, start, inside a VCALENDAR).
+    let mut current: Option<(Name, usize, bool)> = None;
+    let mut components = 0usize;
     let mut calendars = 0usize;
     let mut blank_lines = 0usize;
     let mut outside_lines = 0usize;
@@ -249,75 +265,76 @@ fn scan(data: &[u8], base: usize, options: &ReadOptions, problems: &mut Vec<Prob
         if let Some(start) = active {
             analyzer.line(line.offset - start, text, &options.policy);
         }
-        if let Some((is_begin, name)) = structure(text) {
-            let name = component_name(name)
-                .ok_or_else(|| Error::new(ErrorKind::Parse, format!("invalid component name at byte {at}")))?;
-            if is_begin {
-                if stack.len() >= limits.max_depth {
-                    return Err(limit(format!("components nest deeper than {} at byte {at}", limits.max_depth)));
+        let Some((is_begin, name)) = structure(text) else {
+            match stack.as_slice() {
+                [] => outside_lines += 1,
+                [cal] if cal.as_slice() == b"VCALENDAR" && ContentLine::split(text).is_none() => {
+                    reader.problem(at, None, "unreadable calendar-level line");
                 }
-                let top_level = match stack.as_slice() {
-                    [] => name.as_slice() != b"VCALENDAR",
-                    [cal] => cal.as_slice() == b"VCALENDAR",
-                    _ => false,
-                };
-                if stack.is_empty() && name.as_slice() == b"VCALENDAR" {
-                    calendars += 1;
-                }
-                if top_level {
-                    if found.len() >= limits.max_components {
-                        return Err(limit(format!("more than {} components", limits.max_components)));
-                    }
-                    if name.as_slice() == b"VEVENT" && !stack.is_empty() {
-                        analyzer.line(0, text, &options.policy);
-                        active = Some(line.offset);
-                    }
-                    found.push(Found {
-                        name: name.clone(),
-                        start: line.offset,
-                        end: line.end,
-                        in_calendar: !stack.is_empty(),
-                        analysis: None,
-                    });
-                }
-                stack.push(name);
-            } else {
-                let Some(open) = stack.pop() else {
-                    return Err(Error::new(
-                        ErrorKind::Parse,
-                        format!("END:{} without BEGIN at byte {at}", String::from_utf8_lossy(name.as_slice())),
-                    ));
-                };
-                if open != name {
-                    return Err(Error::new(
-                        ErrorKind::Parse,
-                        format!(
-                            "END:{} does not match BEGIN:{} at byte {at}",
-                            String::from_utf8_lossy(name.as_slice()),
-                            String::from_utf8_lossy(open.as_slice())
-                        ),
-                    ));
-                }
-                let closes_top_level = match stack.as_slice() {
-                    [] => name.as_slice() != b"VCALENDAR",
-                    [cal] => cal.as_slice() == b"VCALENDAR",
-                    _ => false,
-                };
-                if let (true, Some(last)) = (closes_top_level, found.last_mut()) {
-                    last.end = line.end;
-                    if active.take().is_some() {
-                        last.analysis = Some(analyzer.finish());
-                    }
-                }
+                _ => {}
             }
             continue;
-        }
-        match stack.as_slice() {
-            [] => outside_lines += 1,
-            [cal] if cal.as_slice() == b"VCALENDAR" && ContentLine::split(text).is_none() => {
-                problems.push(Problem { offset: at, uid: None, reason: "unreadable calendar-level line".to_owned() });
+        };
+        let name = component_name(name)
+            .ok_or_else(|| Error::new(ErrorKind::Parse, format!("invalid component name at byte {at}")))?;
+        let top_level = match stack.as_slice() {
+            [] => name.as_slice() != b"VCALENDAR",
+            [cal] => cal.as_slice() == b"VCALENDAR",
+            _ => false,
+        };
+        if is_begin {
+            if stack.len() >= limits.max_depth {
+                return Err(limit(format!("components nest deeper than {} at byte {at}", limits.max_depth)));
             }
-            _ => {}
+            if stack.is_empty() && name.as_slice() == b"VCALENDAR" {
+                calendars += 1;
+            }
+            if top_level {
+                components += 1;
+                if components > limits.max_components {
+                    return Err(limit(format!("more than {} components", limits.max_components)));
+                }
+                let in_calendar = !stack.is_empty();
+                if name.as_slice() == b"VEVENT" && in_calendar {
+                    analyzer.line(0, text, &options.policy);
+                    active = Some(line.offset);
+                }
+                current = Some((name, line.offset, in_calendar));
+            }
+            stack.push(name);
+            continue;
+        }
+        let Some(open) = stack.pop() else {
+            return Err(Error::new(
+                ErrorKind::Parse,
+                format!("END:{} without BEGIN at byte {at}", String::from_utf8_lossy(name.as_slice())),
+            ));
+        };
+        if open != name {
+            return Err(Error::new(
+                ErrorKind::Parse,
+                format!(
+                    "END:{} does not match BEGIN:{} at byte {at}",
+                    String::from_utf8_lossy(name.as_slice()),
+                    String::from_utf8_lossy(open.as_slice())
+                ),
+            ));
+        }
+        let closes_top_level = match stack.as_slice() {
+            [] => name.as_slice() != b"VCALENDAR",
+            [cal] => cal.as_slice() == b"VCALENDAR",
+            _ => false,
+        };
+        if let Some((name, start, in_calendar)) = current.take_if(|_| closes_top_level) {
+            let analysis = active.take().map(|_| analyzer.finish());
+            reader.component(
+                name,
+                data.get(start..line.end).unwrap_or_default(),
+                (start, line.end),
+                base,
+                in_calendar,
+                analysis,
+            );
         }
     }
     if let Some(open) = stack.last() {
@@ -329,7 +346,7 @@ fn scan(data: &[u8], base: usize, options: &ReadOptions, problems: &mut Vec<Prob
     if calendars == 0 {
         return Err(Error::new(ErrorKind::Parse, "not an iCalendar stream: no VCALENDAR"));
     }
-    Ok(Scan { found, calendars, blank_lines, outside_lines })
+    Ok(Scan { calendars, blank_lines, outside_lines })
 }
 
 fn limit(message: String) -> Error {
@@ -391,16 +408,64 @@ fn component_name(raw: &[u8]) -> Option<Name> {
 struct Reader<'a> {
     calendar: &'a CalendarId,
     options: &'a ReadOptions,
-    zones: &'a Zones,
+    zones: Zones,
     warnings: Vec<String>,
     problems: Vec<Problem>,
     synthesized: HashMap<u128, usize>,
     empty_rrules: usize,
+    /// The whole feed as text, when it is UTF-8: events point into it.
+    shared: Option<Arc<String>>,
+    events: Vec<Event>,
+    offsets: Vec<usize>,
+    /// VEVENTs waiting for a VTIMEZONE defined later: (start, end, analysis) in scan offsets.
+    deferred: Vec<(usize, usize, Option<Analysis>)>,
+    skipped: HashMap<String, usize>,
 }
 
 impl Reader<'_> {
     fn problem(&mut self, offset: usize, uid: Option<&str>, reason: impl Into<String>) {
         self.problems.push(Problem { offset, uid: uid.map(str::to_owned), reason: reason.into() });
+    }
+
+    /// A top-level component has closed: read it according to its kind.
+    fn component(
+        &mut self,
+        name: Name,
+        bytes: &[u8],
+        (start, end): (usize, usize),
+        base: usize,
+        in_calendar: bool,
+        analysis: Option<Analysis>,
+    ) {
+        match (name.as_slice(), in_calendar) {
+            (b"VEVENT", true) => {
+                if self.needs_later_zone(analysis.as_ref()) {
+                    self.deferred.push((start, end, analysis));
+                } else {
+                    self.vevent(bytes, start + base, analysis);
+                }
+            }
+            (b"VEVENT", false) => self.problem(start + base, None, "VEVENT outside any VCALENDAR"),
+            (b"VTIMEZONE", _) => {
+                let notes = self.zones.add(bytes);
+                self.warnings.extend(notes);
+            }
+            (other, _) => *self.skipped.entry(String::from_utf8_lossy(other).into_owned()).or_default() += 1,
+        }
+    }
+
+    /// Whether the RECURRENCE-ID names a zone that neither the tz database nor the zones seen so
+    /// far define: it may be defined later in the feed.
+    fn needs_later_zone(&self, analysis: Option<&Analysis>) -> bool {
+        let Some((_, Some(tzid), _, _)) = analysis.and_then(|a| a.fields.rid.as_ref()) else { return false };
+        crate::tz::resolve(tzid).is_none() && !self.zones.defines(tzid)
+    }
+
+    fn vevent(&mut self, bytes: &[u8], offset: usize, scanned: Option<Analysis>) {
+        if let Some(event) = self.event(bytes, offset, scanned) {
+            self.events.push(event);
+            self.offsets.push(offset);
+        }
     }
 
     fn event(&mut self, bytes: &[u8], offset: usize, scanned: Option<Analysis>) -> Option<Event> {
@@ -467,7 +532,11 @@ impl Reader<'_> {
             }
         };
         let key = EventKey::new(self.calendar.clone(), uid, recurrence_id);
-        Some(Event::assemble(key, analysis, Arc::from(text.as_ref())))
+        let raw = match (&text, &self.shared) {
+            (Cow::Borrowed(_), Some(buf)) => RawText::shared(buf, offset, offset + bytes.len()),
+            _ => RawText::owned(text.into_owned()),
+        };
+        Some(Event::assemble(key, analysis, raw))
     }
 
     fn synthesize(&mut self, analysis: &Analysis) -> Option<Uid> {
@@ -668,6 +737,16 @@ mod tests {
         distinct.dedup();
         assert_eq!(distinct.len(), 3);
         assert!(uids(&a)[1].ends_with("-2"));
+    }
+
+    #[test]
+    fn nested_components_do_not_end_their_parent() {
+        let with_alarm = EV
+            .replace("SUMMARY:x\r\n", "SUMMARY:x\r\nBEGIN:VALARM\r\nACTION:DISPLAY\r\nTRIGGER:-PT5M\r\nEND:VALARM\r\n");
+        let r = read(&format!("BEGIN:VCALENDAR\r\n{with_alarm}{with_alarm}END:VCALENDAR\r\n")).unwrap();
+        assert_eq!(r.events.len(), 2);
+        assert!(r.events[0].raw().ends_with("END:VEVENT\r\n"));
+        assert!(r.events[0].raw().contains("END:VALARM"));
     }
 
     #[test]

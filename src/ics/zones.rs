@@ -102,6 +102,11 @@ impl Zones {
         warnings
     }
 
+    /// Whether the feed defined a VTIMEZONE named `tzid`.
+    pub(crate) fn defines(&self, tzid: &str) -> bool {
+        self.defined.contains_key(tzid.trim().trim_matches('"'))
+    }
+
     /// `local` in zone `tzid` as UTC, and how it was resolved.
     pub(crate) fn to_utc(&self, tzid: &str, local: NaiveDateTime) -> (DateTime<Utc>, Resolution) {
         if let Some(tz) = crate::tz::resolve(tzid) {

@@ -157,11 +157,11 @@ impl Store for MemoryStore {
             match change {
                 Change::Insert { event } => {
                     stats.inserted += 1;
-                    cal.events.insert(event.key().clone(), (**event).clone());
+                    cal.events.insert(event.key().clone(), event.detach());
                 }
                 Change::Update { event, .. } => {
                     stats.updated += 1;
-                    cal.events.insert(event.key().clone(), (**event).clone());
+                    cal.events.insert(event.key().clone(), event.detach());
                 }
                 Change::Delete { key, .. } => {
                     stats.deleted += 1;
