@@ -30,7 +30,7 @@ fn feed(n: usize, stamp: u32) -> Vec<u8> {
             // Google lists the override before its master.
             out.push_str(&event(
                 &uid,
-                Some(&format!("202602{:02}T100000", master_day)),
+                Some(&format!("202602{master_day:02}T100000")),
                 i + 1,
                 stamp,
                 "Moved occurrence",

@@ -268,14 +268,14 @@ impl RecurrenceId {
         let value = value.trim();
         let bad = || Error::invalid(format!("invalid recurrence id {value:?}"));
         if is_date || value.len() == 8 {
-            let date = NaiveDate::parse_from_str(value, DATE_FMT).map_err(|_| bad())?;
+            let date = crate::ics::parse::basic_date(value).ok_or_else(bad)?;
             return Ok(Self::date(date));
         }
         if let Some(utc) = value.strip_suffix('Z').or_else(|| value.strip_suffix('z')) {
-            let local = NaiveDateTime::parse_from_str(utc, FLOATING_FMT).map_err(|_| bad())?;
+            let local = crate::ics::parse::basic_date_time(utc).ok_or_else(bad)?;
             return Ok(Self::instant(Utc.from_utc_datetime(&local)));
         }
-        let local = NaiveDateTime::parse_from_str(value, FLOATING_FMT).map_err(|_| bad())?;
+        let local = crate::ics::parse::basic_date_time(value).ok_or_else(bad)?;
         match tzid {
             Some(tzid) => Self::zoned(local, tzid),
             None => Ok(Self::floating(local)),

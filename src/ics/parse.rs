@@ -163,10 +163,34 @@ fn convert(t: DatePerhapsTime) -> EventTime {
 pub(crate) fn utc_time(value: &str) -> Option<DateTime<Utc>> {
     let value = value.trim();
     let local = value.strip_suffix('Z').unwrap_or(value);
-    if let Ok(t) = NaiveDateTime::parse_from_str(local, "%Y%m%dT%H%M%S") {
+    if let Some(t) = basic_date_time(local) {
         return Some(Utc.from_utc_datetime(&t));
     }
-    NaiveDate::parse_from_str(local, "%Y%m%d").ok()?.and_hms_opt(0, 0, 0).map(|t| t.and_utc())
+    basic_date(local)?.and_hms_opt(0, 0, 0).map(|t| t.and_utc())
+}
+
+fn digits(s: &[u8]) -> Option<u32> {
+    s.iter().try_fold(0u32, |n, &b| b.is_ascii_digit().then(|| n * 10 + u32::from(b - b'0')))
+}
+
+/// `YYYYMMDD`, strictly (the iCalendar basic format; chrono's parser is far slower).
+pub(crate) fn basic_date(s: &str) -> Option<NaiveDate> {
+    let b = s.as_bytes();
+    if b.len() != 8 {
+        return None;
+    }
+    let year = i32::try_from(digits(b.get(0..4)?)?).ok()?;
+    NaiveDate::from_ymd_opt(year, digits(b.get(4..6)?)?, digits(b.get(6..8)?)?)
+}
+
+/// `YYYYMMDDTHHMMSS`, strictly (no zone suffix). Second 60 (a leap second) is not accepted.
+pub(crate) fn basic_date_time(s: &str) -> Option<NaiveDateTime> {
+    let b = s.as_bytes();
+    if b.len() != 15 || !matches!(b.get(8), Some(b'T' | b't')) {
+        return None;
+    }
+    let date = basic_date(s.get(0..8)?)?;
+    date.and_hms_opt(digits(b.get(9..11)?)?, digits(b.get(11..13)?)?, digits(b.get(13..15)?)?)
 }
 
 /// Reads an RFC 5545 DURATION (`P1W`, `-PT15M`, `P1DT2H`, `P0DT0H10M0S`) as seconds.
@@ -213,6 +237,18 @@ pub(crate) fn duration_seconds(value: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn basic_formats() {
+        assert_eq!(basic_date("20240229").unwrap().to_string(), "2024-02-29");
+        assert!(basic_date("20230229").is_none());
+        assert!(basic_date("2024022").is_none());
+        assert!(basic_date("2024-2-1").is_none());
+        assert_eq!(basic_date_time("20240105T235959").unwrap().to_string(), "2024-01-05 23:59:59");
+        assert!(basic_date_time("20240105T246000").is_none());
+        assert!(basic_date_time("20240105 090000").is_none());
+        assert!(basic_date_time("20240105T0900").is_none());
+    }
 
     #[test]
     fn durations() {

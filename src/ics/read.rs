@@ -13,6 +13,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::event::{Analysis, Analyzer, Event, RawText, analyze};
 use crate::fingerprint::FingerprintPolicy;
 use crate::ics::lines::{ContentLine, Lines};
+use crate::ics::parse::{basic_date, basic_date_time};
 use crate::ics::zones::{Resolution, Zones};
 use crate::id::{CalendarId, EventKey, RecurrenceId, Uid};
 use crate::source::Snapshot;
@@ -277,12 +278,8 @@ fn scan(data: &[u8], base: usize, reader: &mut Reader<'_>) -> Result<Scan> {
         };
         let name = component_name(name)
             .ok_or_else(|| Error::new(ErrorKind::Parse, format!("invalid component name at byte {at}")))?;
-        let top_level = match stack.as_slice() {
-            [] => name.as_slice() != b"VCALENDAR",
-            [cal] => cal.as_slice() == b"VCALENDAR",
-            _ => false,
-        };
         if is_begin {
+            let top_level = is_top_level(&stack, name);
             if stack.len() >= limits.max_depth {
                 return Err(limit(format!("components nest deeper than {} at byte {at}", limits.max_depth)));
             }
@@ -304,28 +301,11 @@ fn scan(data: &[u8], base: usize, reader: &mut Reader<'_>) -> Result<Scan> {
             stack.push(name);
             continue;
         }
-        let Some(open) = stack.pop() else {
-            return Err(Error::new(
-                ErrorKind::Parse,
-                format!("END:{} without BEGIN at byte {at}", String::from_utf8_lossy(name.as_slice())),
-            ));
-        };
-        if open != name {
-            return Err(Error::new(
-                ErrorKind::Parse,
-                format!(
-                    "END:{} does not match BEGIN:{} at byte {at}",
-                    String::from_utf8_lossy(name.as_slice()),
-                    String::from_utf8_lossy(open.as_slice())
-                ),
-            ));
+        match stack.pop() {
+            Some(open) if open == name => {}
+            open => return Err(unbalanced(name, open, at)),
         }
-        let closes_top_level = match stack.as_slice() {
-            [] => name.as_slice() != b"VCALENDAR",
-            [cal] => cal.as_slice() == b"VCALENDAR",
-            _ => false,
-        };
-        if let Some((name, start, in_calendar)) = current.take_if(|_| closes_top_level) {
+        if let Some((name, start, in_calendar)) = current.take_if(|_| is_top_level(&stack, name)) {
             let analysis = active.take().map(|_| analyzer.finish());
             reader.component(
                 name,
@@ -347,6 +327,27 @@ fn scan(data: &[u8], base: usize, reader: &mut Reader<'_>) -> Result<Scan> {
         return Err(Error::new(ErrorKind::Parse, "not an iCalendar stream: no VCALENDAR"));
     }
     Ok(Scan { calendars, blank_lines, outside_lines })
+}
+
+/// Whether a component `name` directly inside `stack` is a top-level one: a VCALENDAR's child,
+/// or anything but a VCALENDAR outside of one (a stray component).
+fn is_top_level(stack: &[Name], name: Name) -> bool {
+    match stack {
+        [] => name.as_slice() != b"VCALENDAR",
+        [cal] => cal.as_slice() == b"VCALENDAR",
+        _ => false,
+    }
+}
+
+fn unbalanced(name: Name, open: Option<Name>, at: usize) -> Error {
+    let end = String::from_utf8_lossy(name.as_slice()).into_owned();
+    let message = match open {
+        Some(open) => {
+            format!("END:{end} does not match BEGIN:{} at byte {at}", String::from_utf8_lossy(open.as_slice()))
+        }
+        None => format!("END:{end} without BEGIN at byte {at}"),
+    };
+    Error::new(ErrorKind::Parse, message)
 }
 
 fn limit(message: String) -> Error {
@@ -553,13 +554,13 @@ impl Reader<'_> {
             return RecurrenceId::from_ical(value, None, is_date).ok();
         };
         if is_date || value.len() == 8 {
-            return NaiveDate::parse_from_str(value, "%Y%m%d").ok().map(RecurrenceId::date);
+            return basic_date(value).map(RecurrenceId::date);
         }
         // A TZID on a UTC value: the Z wins (the value is explicit), as for DTSTART.
         if value.ends_with(['Z', 'z']) {
             return RecurrenceId::from_ical(value, None, false).ok();
         }
-        let local = NaiveDateTime::parse_from_str(value, "%Y%m%dT%H%M%S").ok()?;
+        let local = basic_date_time(value)?;
         let (utc, how) = self.zones.to_utc(tzid, local);
         if how == Resolution::Fallback {
             self.warnings.push(format!("byte {offset}: unknown time zone {tzid:?}; RECURRENCE-ID read as UTC"));
