@@ -6,5 +6,6 @@ mod common;
 mod corpus;
 mod engine;
 mod golden;
+mod ics;
 mod planner;
 mod props;

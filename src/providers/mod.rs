@@ -1,3 +1,4 @@
 //! [`CalendarSource`](crate::CalendarSource) implementations. `memory` is always compiled.
 
+pub(crate) mod ics;
 pub(crate) mod memory;
