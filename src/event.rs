@@ -355,6 +355,10 @@ const STANDARD_NAMES: [&str; 36] = [
 ];
 
 fn read_key_field(fields: &mut KeyFields, line: &ContentLine<'_>) {
+    // Most lines are none of these: rule them out by length first.
+    if !matches!(line.name.len(), 3 | 5 | 7 | 8 | 13) {
+        return;
+    }
     let is_date = || line.param(b"VALUE").is_some_and(|v| v.eq_ignore_ascii_case(b"DATE"));
     let text = || String::from_utf8_lossy(line.value).trim().to_owned();
     if line.is(b"UID") {

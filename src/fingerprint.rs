@@ -382,13 +382,14 @@ fn param_order(a: &(&[u8], &[u8]), b: &(&[u8], &[u8])) -> std::cmp::Ordering {
 }
 
 /// The digest entry of one property line: (name hash, line hash).
-fn hash_property(cl: &ContentLine<'_>, upper: &mut Vec<u8>, buf: &mut Vec<u8>) -> (u32, u128) {
-    upper.clear();
-    upper.extend_from_slice(cl.name);
-    upper.make_ascii_uppercase();
+fn hash_property(cl: &ContentLine<'_>, buf: &mut Vec<u8>) -> (u32, u128) {
     buf.clear();
     buf.push(TAG_PROPERTY);
-    put_part(buf, upper);
+    #[allow(clippy::cast_possible_truncation)]
+    buf.extend_from_slice(&(cl.name.len() as u32).to_le_bytes());
+    let name_at = buf.len();
+    buf.extend(cl.name.iter().map(u8::to_ascii_uppercase));
+    let name = name_hash(buf.get(name_at..).unwrap_or_default());
     // Most lines have a handful of parameters: sort them on the stack.
     let mut inline: [(&[u8], &[u8]); 8] = [(&[], &[]); 8];
     let mut count = 0usize;
@@ -417,7 +418,7 @@ fn hash_property(cl: &ContentLine<'_>, upper: &mut Vec<u8>, buf: &mut Vec<u8>) -
         put_part(buf, v);
     }
     put_part(buf, cl.value);
-    (name_hash(upper), xxh3_128(buf))
+    (name, xxh3_128(buf))
 }
 
 /// Canonicalizes one component fed line by line (see [`canonicalize`]). Reusable: `finish`
@@ -428,7 +429,6 @@ pub(crate) struct Canonicalizer {
     top: Option<Frame>,
     spare: Vec<Frame>,
     buf: Vec<u8>,
-    upper: Vec<u8>,
     started: bool,
     max_depth: usize,
     first_malformed: Option<usize>,
@@ -502,7 +502,7 @@ impl Canonicalizer {
         }
         let depth = self.stack.len();
         if !policy.is_volatile_bytes(cl.name) {
-            let entry = hash_property(&cl, &mut self.upper, &mut self.buf);
+            let entry = hash_property(&cl, &mut self.buf);
             if let Some(frame) = self.stack.last_mut() {
                 frame.entries.push(entry);
             }

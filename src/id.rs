@@ -26,10 +26,17 @@ fn check_text(what: &str, value: &str, max: usize) -> Result<()> {
     if value.len() > max {
         return Err(Error::invalid(format!("{what} is longer than {max} bytes")));
     }
-    if value.chars().any(char::is_control) {
+    if has_control(value.as_bytes()) {
         return Err(Error::invalid(format!("{what} contains a control character")));
     }
     Ok(())
+}
+
+/// Whether UTF-8 text holds a control character (C0, DEL or C1), checked on bytes.
+fn has_control(bytes: &[u8]) -> bool {
+    bytes.iter().enumerate().any(|(i, &b)| {
+        b < 0x20 || b == 0x7F || (b == 0xC2 && bytes.get(i + 1).is_some_and(|n| (0x80..=0x9F).contains(n)))
+    })
 }
 
 macro_rules! text_id {
@@ -462,6 +469,8 @@ mod tests {
         assert!(Uid::new("a\r\nb").is_err());
         assert!(Uid::new("x".repeat(MAX_UID_LEN + 1)).is_err());
         assert!(Uid::new("040000008200E00074C5B7101A82E008").is_ok());
+        assert!(Uid::new("a\u{85}b").is_err(), "C1 control");
+        assert!(Uid::new("caf\u{e9}-\u{20ac}").is_ok());
     }
 
     #[test]

@@ -85,12 +85,24 @@ impl<'a> ContentLine<'a> {
     /// Splits `name *(";" param) ":" value`. The value separator is the first `:` outside a
     /// quoted parameter value. Returns `None` when the line has no separator or no name.
     pub(crate) fn split(line: &'a [u8]) -> Option<Self> {
-        let name_end = line.iter().position(|&b| b == b';' || b == b':')?;
-        let valid = |b: &u8| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_';
-        if name_end == 0 || !line.get(..name_end)?.iter().all(valid) {
-            return None;
+        // One pass over the name; parameters (if any) are scanned honoring quotes.
+        let mut name_end = None;
+        for (i, &b) in line.iter().enumerate() {
+            match b {
+                b';' | b':' => {
+                    name_end = Some(i);
+                    break;
+                }
+                b'-' | b'_' => {}
+                _ if b.is_ascii_alphanumeric() => {}
+                _ => return None,
+            }
         }
+        let name_end = name_end.filter(|&n| n > 0)?;
         let (name, rest) = line.split_at(name_end);
+        if rest.first() == Some(&b':') {
+            return Some(Self { name, params: &[], value: rest.get(1..)? });
+        }
         let mut quoted = false;
         let mut colon = None;
         for (i, &b) in rest.iter().enumerate() {

@@ -10,6 +10,23 @@ use icalendar::{CalendarDateTime, DatePerhapsTime};
 use crate::event::{EventDetails, EventStatus, EventTime, Person, Transparency};
 use crate::ics::lines::{ContentLine, Lines};
 
+/// The properties [`EventDetails`] holds; others are not parsed at all.
+const INTERESTING: [&[u8]; 13] = [
+    b"SUMMARY",
+    b"DESCRIPTION",
+    b"LOCATION",
+    b"DTSTART",
+    b"DTEND",
+    b"DURATION",
+    b"RRULE",
+    b"RDATE",
+    b"EXDATE",
+    b"STATUS",
+    b"TRANSP",
+    b"ORGANIZER",
+    b"ATTENDEE",
+];
+
 /// Parses the top-level properties of `raw` (nested components such as VALARM are skipped).
 pub(crate) fn details(raw: &str) -> EventDetails {
     let mut out = EventDetails::default();
@@ -29,7 +46,7 @@ pub(crate) fn details(raw: &str) -> EventDetails {
             depth = depth.saturating_sub(1);
             continue;
         }
-        if depth != 1 {
+        if depth != 1 || !INTERESTING.iter().any(|n| cl.is(n)) {
             continue;
         }
         let text = String::from_utf8_lossy(&line.text);

@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use chrono::{NaiveDate, NaiveDateTime};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorKind, Result};
@@ -356,12 +355,11 @@ fn limit(message: String) -> Error {
 
 /// `BEGIN:`/`END:` lines (case-insensitive keyword), with the raw name.
 fn structure(line: &[u8]) -> Option<(bool, &[u8])> {
-    let (keyword, rest) = line.split_at(line.iter().position(|&b| b == b':')?);
-    let name = rest.get(1..)?;
-    if keyword.eq_ignore_ascii_case(b"BEGIN") {
-        Some((true, name))
-    } else if keyword.eq_ignore_ascii_case(b"END") {
-        Some((false, name))
+    let starts = |prefix: &[u8]| line.get(..prefix.len()).is_some_and(|p| p.eq_ignore_ascii_case(prefix));
+    if starts(b"BEGIN:") {
+        line.get(6..).map(|name| (true, name))
+    } else if starts(b"END:") {
+        line.get(4..).map(|name| (false, name))
     } else {
         None
     }
@@ -478,7 +476,10 @@ impl Reader<'_> {
             );
             return None;
         }
-        let text: Cow<'_, str> = if let Ok(t) = std::str::from_utf8(bytes) {
+        // A shared buffer was validated as a whole; component ranges lie on line boundaries.
+        let shared = self.shared.clone();
+        let shared_text = shared.as_ref().and_then(|buf| buf.get(offset..offset + bytes.len()));
+        let text: Cow<'_, str> = if let Some(t) = shared_text.or_else(|| std::str::from_utf8(bytes).ok()) {
             Cow::Borrowed(t)
         } else {
             self.warnings.push(format!("byte {offset}: text is not UTF-8; decoded as Windows-1252"));
@@ -617,8 +618,7 @@ impl Reader<'_> {
 fn usable_time(value: &str, _is_date: bool) -> bool {
     let v = value.trim();
     let v = v.strip_suffix(['Z', 'z']).unwrap_or(v);
-    NaiveDateTime::parse_from_str(v, "%Y%m%dT%H%M%S").is_ok()
-        || (v.len() == 8 && NaiveDate::parse_from_str(v, "%Y%m%d").is_ok())
+    basic_date_time(v).is_some() || basic_date(v).is_some()
 }
 
 /// Checks an RRULE: known parts only, FREQ present, no part twice.

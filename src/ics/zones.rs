@@ -209,9 +209,8 @@ fn weekday(code: &str) -> Option<Weekday> {
 /// A local DATE-TIME (`19701025T030000`), or a DATE read as its midnight.
 fn local_time(value: &str) -> Option<NaiveDateTime> {
     let v = value.trim().trim_end_matches('Z');
-    NaiveDateTime::parse_from_str(v, "%Y%m%dT%H%M%S")
-        .ok()
-        .or_else(|| NaiveDate::parse_from_str(v, "%Y%m%d").ok().and_then(|d| d.and_hms_opt(0, 0, 0)))
+    crate::ics::parse::basic_date_time(v)
+        .or_else(|| crate::ics::parse::basic_date(v).and_then(|d| d.and_hms_opt(0, 0, 0)))
 }
 
 /// A UTC offset `+HHMM` or `+HHMMSS` in seconds; `None` when out of range.
