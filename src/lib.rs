@@ -97,6 +97,8 @@ pub use id::{
     CalendarId, Cursor, Etag, EventKey, Href, MAX_CALENDAR_ID_LEN, MAX_UID_LEN, RecurrenceId, RecurrenceValue, Uid,
 };
 pub use plan::{Blocked, Change, DeleteReason, Diagnostic, Plan, PlanBasis, PlanOptions, plan};
+#[cfg(feature = "http")]
+pub use providers::http::{HttpAuth, HttpConfig};
 pub use providers::ics::IcsSource;
 pub use providers::memory::MemorySource;
 pub use source::{CalendarInfo, CalendarSource, Capabilities, Changes, Delta, FetchRequest, Fetched, Snapshot};

@@ -1,6 +1,8 @@
 //! Builders shared by the integration tests. Events are built with the `icalendar` crate, whose
 //! serializer stamps a fresh DTSTAMP on every build, as real feeds do.
 
+use std::fmt::Write as _;
+
 use calscope::{CalendarId, Event, EventKey, FingerprintPolicy, RecurrenceId, Uid};
 use chrono::{TimeZone as _, Utc};
 use icalendar::{Component as _, EventLike as _};
@@ -75,4 +77,17 @@ pub(crate) fn key(calendar: &str, uid: &str, rid: Option<&str>) -> EventKey {
 /// Runs a future to completion on the current thread (the engine needs no runtime).
 pub(crate) fn block_on<F: std::future::Future>(f: F) -> F::Output {
     futures::executor::block_on(f)
+}
+
+/// A VCALENDAR of (UID, SUMMARY) events, every DTSTAMP set to `stamp`.
+pub(crate) fn feed(events: &[(&str, &str)], stamp: &str) -> String {
+    let mut out = String::from("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\n");
+    for (uid, summary) in events {
+        let _ = write!(
+            out,
+            "BEGIN:VEVENT\r\nUID:{uid}\r\nDTSTAMP:{stamp}\r\nDTSTART:20260105T090000Z\r\nSUMMARY:{summary}\r\nEND:VEVENT\r\n"
+        );
+    }
+    out.push_str("END:VCALENDAR\r\n");
+    out
 }

@@ -1,25 +1,11 @@
 //! `IcsSource` and the feed reader end to end, and fingerprint stability under the ways real
 //! servers re-serialize the same event.
 
-use std::fmt::Write as _;
-
 use calscope::ics::{ReadOptions, read_feed};
 use calscope::{Engine, ErrorKind, Event, Fingerprint, FingerprintPolicy, IcsSource, MemoryStore};
 use proptest::prelude::*;
 
-use crate::common::{block_on, cal};
-
-fn feed(events: &[(&str, &str)], stamp: &str) -> String {
-    let mut out = String::from("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\n");
-    for (uid, summary) in events {
-        let _ = write!(
-            out,
-            "BEGIN:VEVENT\r\nUID:{uid}\r\nDTSTAMP:{stamp}\r\nDTSTART:20260105T090000Z\r\nSUMMARY:{summary}\r\nEND:VEVENT\r\n"
-        );
-    }
-    out.push_str("END:VCALENDAR\r\n");
-    out
-}
+use crate::common::{block_on, cal, feed};
 
 #[test]
 fn a_file_feed_syncs_with_zero_writes_when_only_dtstamps_change() {

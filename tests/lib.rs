@@ -6,6 +6,7 @@ mod common;
 mod corpus;
 mod engine;
 mod golden;
+mod http;
 mod ics;
 mod planner;
 mod props;

@@ -1,4 +1,7 @@
 //! [`CalendarSource`](crate::CalendarSource) implementations. `memory` is always compiled.
 
+pub(crate) mod cursor;
+#[cfg(feature = "http")]
+pub(crate) mod http;
 pub(crate) mod ics;
 pub(crate) mod memory;
