@@ -127,10 +127,15 @@ impl HttpFeed {
     /// Validates `url` (http, https or webcal, which means https) and builds the client.
     /// Credentials in the URL move to basic authentication and out of the URL.
     pub(crate) fn new(url: &str, mut config: HttpConfig) -> Result<Self> {
-        let mut url = url::Url::parse(url.trim()).map_err(|e| Error::invalid(format!("invalid feed url: {e}")))?;
-        if url.scheme() == "webcal" && url.set_scheme("https").is_err() {
-            return Err(Error::invalid("invalid webcal url"));
-        }
+        let url = url.trim();
+        // webcal:// means https:// (the url crate cannot switch a non-special scheme).
+        let url = match url.get(..9) {
+            Some(prefix) if prefix.eq_ignore_ascii_case("webcal://") => {
+                format!("https://{}", url.get(9..).unwrap_or_default())
+            }
+            _ => url.to_owned(),
+        };
+        let mut url = url::Url::parse(&url).map_err(|e| Error::invalid(format!("invalid feed url: {e}")))?;
         if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
             return Err(Error::invalid("feed url must be http(s) with a host"));
         }
