@@ -67,14 +67,16 @@
 //! # Providers and stores
 //!
 //! Always compiled: [`MemorySource`] (events in memory with a change log, deltas and cursor
-//! expiry) and [`MemoryStore`]. The ICS, CalDAV, SQLite and Postgres adapters arrive behind
-//! cargo features.
+//! expiry), [`IcsSource`] over files and bytes (the feed reader is [`ics::read_feed`]) and
+//! [`MemoryStore`]. Feeds over http(s) need the `http` feature. The CalDAV source and the SQLite
+//! and Postgres stores arrive behind their own features.
 //!
 //! # Crate features
 //!
 //! | feature | what it adds |
 //! |---|---|
-//! | *(none)* | the core: ids, events, fingerprints, planner, engine, memory source and store |
+//! | *(none)* | the core: ids, events, fingerprints, planner, engine, the iCalendar reader, memory source and store, `IcsSource` for files and bytes |
+//! | `http` | `IcsSource::from_url`: feeds over http(s) with conditional GETs (reqwest, rustls with the ring provider; needs a Tokio runtime) |
 
 mod engine;
 mod error;
