@@ -88,6 +88,7 @@ impl IcsSource {
     }
 
     /// The current validators, and the text unless it is unchanged since `previous`.
+    #[cfg_attr(not(feature = "http"), allow(clippy::unused_async))] // awaits only for http
     async fn load(&self, previous: &Validators) -> Result<(Option<Vec<u8>>, Validators)> {
         let (bytes, etag, last_modified) = match &self.origin {
             Origin::Bytes(b) => (b.as_ref().clone(), None, None),
