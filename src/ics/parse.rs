@@ -1,11 +1,12 @@
-//! Parsing one component's properties into [`EventDetails`], with the `icalendar` crate
-//! reading each property line and its typed values.
+//! Parsing one component's properties into [`EventDetails`]. The `icalendar` crate's
+//! zero-copy property parser reads each line (name, parameters, TEXT unescaping); calscope reads
+//! the typed values it keeps (basic-format dates and times, durations).
 //!
 //! Lines are parsed one at a time (never the component tree), so no input can drive the
 //! `icalendar` parser's recursion.
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone as _, Utc};
-use icalendar::{CalendarDateTime, DatePerhapsTime};
+use icalendar::parser::Property;
 
 use crate::event::{EventDetails, EventStatus, EventTime, Person, Transparency};
 use crate::ics::lines::{ContentLine, Lines};
@@ -50,8 +51,8 @@ pub(crate) fn details(raw: &str) -> EventDetails {
             continue;
         }
         let text = String::from_utf8_lossy(&line.text);
-        if let Ok(parsed) = icalendar::parser::Property::try_from(text.as_ref()) {
-            apply(&mut out, &icalendar::Property::from(parsed));
+        if let Ok(parsed) = Property::try_from(text.as_ref()) {
+            apply(&mut out, &parsed);
         } else {
             let name = String::from_utf8_lossy(cl.name);
             out.problems.push(format!("unreadable {name} property"));
@@ -60,117 +61,124 @@ pub(crate) fn details(raw: &str) -> EventDetails {
     out
 }
 
-fn apply(out: &mut EventDetails, prop: &icalendar::Property) {
-    let value = prop.value();
-    match prop.key().to_ascii_uppercase().as_str() {
-        "SUMMARY" => out.summary = Some(value.to_owned()),
-        "DESCRIPTION" => out.description = Some(value.to_owned()),
-        "LOCATION" => out.location = Some(value.to_owned()),
-        "DTSTART" => out.start = time(out, prop),
-        "DTEND" => out.end = time(out, prop),
-        "DURATION" => match duration_seconds(value) {
+fn apply(out: &mut EventDetails, prop: &Property<'_>) {
+    let value = prop.val.as_str();
+    let name = prop.name.as_str();
+    let is = |n: &str| name.eq_ignore_ascii_case(n);
+    if is("SUMMARY") {
+        out.summary = Some(value.to_owned());
+    } else if is("DESCRIPTION") {
+        out.description = Some(value.to_owned());
+    } else if is("LOCATION") {
+        out.location = Some(value.to_owned());
+    } else if is("DTSTART") {
+        out.start = time(out, prop, value);
+    } else if is("DTEND") {
+        out.end = time(out, prop, value);
+    } else if is("DURATION") {
+        match duration_seconds(value) {
             Some(secs) => out.duration_seconds = Some(secs),
             None => out.problems.push(format!("unreadable DURATION {value:?}")),
-        },
-        "RRULE" if !value.trim().is_empty() => out.rrule.push(value.to_owned()),
-        "RDATE" => {
-            let t = times(out, prop);
-            out.rdate.extend(t);
         }
-        "EXDATE" => {
-            let t = times(out, prop);
-            out.exdate.extend(t);
+    } else if is("RRULE") {
+        if !value.trim().is_empty() {
+            out.rrule.push(value.to_owned());
         }
-        "STATUS" => {
-            out.status = Some(match value.trim().to_ascii_uppercase().as_str() {
-                "TENTATIVE" => EventStatus::Tentative,
-                "CONFIRMED" => EventStatus::Confirmed,
-                "CANCELLED" => EventStatus::Cancelled,
-                _ => EventStatus::Other(value.to_owned()),
-            });
-        }
-        "TRANSP" => {
-            out.transparency = match value.trim().to_ascii_uppercase().as_str() {
-                "TRANSPARENT" => Some(Transparency::Transparent),
-                "OPAQUE" => Some(Transparency::Opaque),
-                _ => None,
-            };
-        }
-        "ORGANIZER" => out.organizer = Some(person(prop)),
-        "ATTENDEE" => out.attendees.push(person(prop)),
-        _ => {}
+    } else if is("RDATE") {
+        let list = times(out, prop);
+        out.rdate.extend(list);
+    } else if is("EXDATE") {
+        let list = times(out, prop);
+        out.exdate.extend(list);
+    } else if is("STATUS") {
+        out.status = Some(match value.trim().to_ascii_uppercase().as_str() {
+            "TENTATIVE" => EventStatus::Tentative,
+            "CONFIRMED" => EventStatus::Confirmed,
+            "CANCELLED" => EventStatus::Cancelled,
+            _ => EventStatus::Other(value.to_owned()),
+        });
+    } else if is("TRANSP") {
+        out.transparency = match value.trim().to_ascii_uppercase().as_str() {
+            "TRANSPARENT" => Some(Transparency::Transparent),
+            "OPAQUE" => Some(Transparency::Opaque),
+            _ => None,
+        };
+    } else if is("ORGANIZER") {
+        out.organizer = Some(person(prop));
+    } else if is("ATTENDEE") {
+        out.attendees.push(person(prop));
     }
 }
 
-fn param(prop: &icalendar::Property, name: &str) -> Option<String> {
-    prop.params().get(name).map(|p| p.value().trim_matches('"').to_owned())
+fn param<'p>(prop: &'p Property<'_>, name: &str) -> Option<&'p str> {
+    prop.params
+        .iter()
+        .find(|p| p.key.as_str().eq_ignore_ascii_case(name))
+        .and_then(|p| p.val.as_ref())
+        .map(|v| v.as_str().trim_matches('"'))
 }
 
-fn person(prop: &icalendar::Property) -> Person {
+fn person(prop: &Property<'_>) -> Person {
+    let owned = |v: Option<&str>| v.map(str::to_owned);
     Person {
-        address: prop.value().to_owned(),
-        name: param(prop, "CN"),
-        participation: param(prop, "PARTSTAT"),
-        role: param(prop, "ROLE"),
+        address: prop.val.as_str().to_owned(),
+        name: owned(param(prop, "CN")),
+        participation: owned(param(prop, "PARTSTAT")),
+        role: owned(param(prop, "ROLE")),
     }
 }
 
-fn time(out: &mut EventDetails, prop: &icalendar::Property) -> Option<EventTime> {
-    let parsed = DatePerhapsTime::from_property(prop).map(convert);
-    if parsed.is_none() {
-        out.problems.push(format!("unreadable {} {:?}", prop.key(), prop.value()));
+fn time(out: &mut EventDetails, prop: &Property<'_>, value: &str) -> Option<EventTime> {
+    let parsed = time_value(prop, value);
+    match &parsed {
+        None => out.problems.push(format!("unreadable {} {value:?}", prop.name.as_str())),
+        Some(t) => note_unknown_zone(out, t),
     }
-    note_unknown_zone(out, parsed.as_ref());
     parsed
 }
 
-fn times(out: &mut EventDetails, prop: &icalendar::Property) -> Vec<EventTime> {
+fn times(out: &mut EventDetails, prop: &Property<'_>) -> Vec<EventTime> {
     let mut list = Vec::new();
-    for part in prop.value().split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        if part.contains('/') {
-            // A PERIOD: its start is the instance.
-            let start = part.split('/').next().unwrap_or_default();
-            if let Some(t) = single_time(prop, start) {
-                list.push(t);
-                continue;
-            }
-        }
-        match single_time(prop, part) {
+    for part in prop.val.as_str().split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        // A PERIOD (`start/end` or `start/duration`): its start is the instance.
+        let start = part.split('/').next().unwrap_or(part);
+        match time_value(prop, start) {
             Some(t) => {
-                note_unknown_zone(out, Some(&t));
+                note_unknown_zone(out, &t);
                 list.push(t);
             }
-            None => out.problems.push(format!("unreadable {} value {part:?}", prop.key())),
+            None => out.problems.push(format!("unreadable {} value {part:?}", prop.name.as_str())),
         }
     }
     list
 }
 
-fn single_time(prop: &icalendar::Property, value: &str) -> Option<EventTime> {
-    let mut one = icalendar::Property::new(prop.key(), value);
-    for p in prop.params().values() {
-        one.append_parameter(p.clone());
+/// A DATE or DATE-TIME value under the property's TZID parameter. A DATE-TIME under VALUE=DATE
+/// is read as a DATE-TIME (venue feeds write it); a value ending in `Z` is UTC even when a TZID
+/// is given.
+fn time_value(prop: &Property<'_>, value: &str) -> Option<EventTime> {
+    let value = value.trim();
+    if let Some(date) = basic_date(value) {
+        return Some(EventTime::Date { date });
     }
-    DatePerhapsTime::from_property(&one).map(convert)
+    if let Some(utc) = value.strip_suffix(['Z', 'z']) {
+        return basic_date_time(utc).map(|t| EventTime::Utc { at: Utc.from_utc_datetime(&t) });
+    }
+    let local = basic_date_time(value)?;
+    Some(match param(prop, "TZID") {
+        Some(tzid) => {
+            let utc = crate::tz::resolve(tzid).map(|tz| crate::tz::to_utc(tz, local));
+            EventTime::Zoned { local, tzid: tzid.to_owned(), utc }
+        }
+        None => EventTime::Floating { local },
+    })
 }
 
-fn note_unknown_zone(out: &mut EventDetails, t: Option<&EventTime>) {
-    if let Some(EventTime::Zoned { tzid, utc: None, .. }) = t {
+fn note_unknown_zone(out: &mut EventDetails, t: &EventTime) {
+    if let EventTime::Zoned { tzid, utc: None, .. } = t {
         let msg = format!("unknown time zone {tzid:?}");
         if !out.problems.contains(&msg) {
             out.problems.push(msg);
-        }
-    }
-}
-
-fn convert(t: DatePerhapsTime) -> EventTime {
-    match t {
-        DatePerhapsTime::Date(date) => EventTime::Date { date },
-        DatePerhapsTime::DateTime(CalendarDateTime::Floating(local)) => EventTime::Floating { local },
-        DatePerhapsTime::DateTime(CalendarDateTime::Utc(at)) => EventTime::Utc { at },
-        DatePerhapsTime::DateTime(CalendarDateTime::WithTimezone { date_time, tzid }) => {
-            let utc = crate::tz::resolve(&tzid).map(|tz| crate::tz::to_utc(tz, date_time));
-            EventTime::Zoned { local: date_time, tzid, utc }
         }
     }
 }
