@@ -1,32 +1,16 @@
-//! Parsing one component's properties into [`EventDetails`]. The `icalendar` crate's
-//! zero-copy property parser reads each line (name, parameters, TEXT unescaping); calscope reads
-//! the typed values it keeps (basic-format dates and times, durations).
+//! Parsing one component's properties into [`EventDetails`]: calscope's content-line splitter
+//! finds names, parameters and values; TEXT values are unescaped by the `icalendar` crate
+//! (RFC 5545, 3.3.11); dates, times and durations are read in their basic formats here.
 //!
-//! Lines are parsed one at a time (never the component tree), so no input can drive the
-//! `icalendar` parser's recursion.
+//! Nothing recurses, so no input can exhaust the stack.
+
+use std::borrow::Cow;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone as _, Utc};
-use icalendar::parser::Property;
+use icalendar::parser::ParseString;
 
 use crate::event::{EventDetails, EventStatus, EventTime, Person, Transparency};
 use crate::ics::lines::{ContentLine, Lines};
-
-/// The properties [`EventDetails`] holds; others are not parsed at all.
-const INTERESTING: [&[u8]; 13] = [
-    b"SUMMARY",
-    b"DESCRIPTION",
-    b"LOCATION",
-    b"DTSTART",
-    b"DTEND",
-    b"DURATION",
-    b"RRULE",
-    b"RDATE",
-    b"EXDATE",
-    b"STATUS",
-    b"TRANSP",
-    b"ORGANIZER",
-    b"ATTENDEE",
-];
 
 /// Parses the top-level properties of `raw` (nested components such as VALARM are skipped).
 pub(crate) fn details(raw: &str) -> EventDetails {
@@ -41,122 +25,123 @@ pub(crate) fn details(raw: &str) -> EventDetails {
         };
         if cl.is(b"BEGIN") {
             depth += 1;
-            continue;
-        }
-        if cl.is(b"END") {
+        } else if cl.is(b"END") {
             depth = depth.saturating_sub(1);
-            continue;
-        }
-        if depth != 1 || !INTERESTING.iter().any(|n| cl.is(n)) {
-            continue;
-        }
-        let text = String::from_utf8_lossy(&line.text);
-        if let Ok(parsed) = Property::try_from(text.as_ref()) {
-            apply(&mut out, &parsed);
-        } else {
-            let name = String::from_utf8_lossy(cl.name);
-            out.problems.push(format!("unreadable {name} property"));
+        } else if depth == 1 {
+            apply(&mut out, &cl);
         }
     }
     out
 }
 
-fn apply(out: &mut EventDetails, prop: &Property<'_>) {
-    let value = prop.val.as_str();
-    let name = prop.name.as_str();
-    let is = |n: &str| name.eq_ignore_ascii_case(n);
-    if is("SUMMARY") {
-        out.summary = Some(value.to_owned());
-    } else if is("DESCRIPTION") {
-        out.description = Some(value.to_owned());
-    } else if is("LOCATION") {
-        out.location = Some(value.to_owned());
-    } else if is("DTSTART") {
-        out.start = time(out, prop, value);
-    } else if is("DTEND") {
-        out.end = time(out, prop, value);
-    } else if is("DURATION") {
-        match duration_seconds(value) {
+fn lossy(bytes: &[u8]) -> Cow<'_, str> {
+    String::from_utf8_lossy(bytes)
+}
+
+/// A TEXT value, unescaped.
+fn text(value: &[u8]) -> String {
+    let value = lossy(value);
+    if value.contains('\\') {
+        ParseString::from(value.as_ref()).unescape_text().as_str().to_owned()
+    } else {
+        value.into_owned()
+    }
+}
+
+fn apply(out: &mut EventDetails, cl: &ContentLine<'_>) {
+    let value = cl.value;
+    if cl.is(b"SUMMARY") {
+        out.summary = Some(text(value));
+    } else if cl.is(b"DESCRIPTION") {
+        out.description = Some(text(value));
+    } else if cl.is(b"LOCATION") {
+        out.location = Some(text(value));
+    } else if cl.is(b"DTSTART") {
+        out.start = time(out, cl);
+    } else if cl.is(b"DTEND") {
+        out.end = time(out, cl);
+    } else if cl.is(b"DURATION") {
+        let value = lossy(value);
+        match duration_seconds(&value) {
             Some(secs) => out.duration_seconds = Some(secs),
             None => out.problems.push(format!("unreadable DURATION {value:?}")),
         }
-    } else if is("RRULE") {
+    } else if cl.is(b"RRULE") {
+        let value = lossy(value);
         if !value.trim().is_empty() {
-            out.rrule.push(value.to_owned());
+            out.rrule.push(value.into_owned());
         }
-    } else if is("RDATE") {
-        let list = times(out, prop);
+    } else if cl.is(b"RDATE") {
+        let list = times(out, cl);
         out.rdate.extend(list);
-    } else if is("EXDATE") {
-        let list = times(out, prop);
+    } else if cl.is(b"EXDATE") {
+        let list = times(out, cl);
         out.exdate.extend(list);
-    } else if is("STATUS") {
+    } else if cl.is(b"STATUS") {
+        let value = lossy(value);
         out.status = Some(match value.trim().to_ascii_uppercase().as_str() {
             "TENTATIVE" => EventStatus::Tentative,
             "CONFIRMED" => EventStatus::Confirmed,
             "CANCELLED" => EventStatus::Cancelled,
-            _ => EventStatus::Other(value.to_owned()),
+            _ => EventStatus::Other(value.into_owned()),
         });
-    } else if is("TRANSP") {
-        out.transparency = match value.trim().to_ascii_uppercase().as_str() {
-            "TRANSPARENT" => Some(Transparency::Transparent),
-            "OPAQUE" => Some(Transparency::Opaque),
-            _ => None,
+    } else if cl.is(b"TRANSP") {
+        let value = value.trim_ascii();
+        out.transparency = if value.eq_ignore_ascii_case(b"TRANSPARENT") {
+            Some(Transparency::Transparent)
+        } else if value.eq_ignore_ascii_case(b"OPAQUE") {
+            Some(Transparency::Opaque)
+        } else {
+            None
         };
-    } else if is("ORGANIZER") {
-        out.organizer = Some(person(prop));
-    } else if is("ATTENDEE") {
-        out.attendees.push(person(prop));
+    } else if cl.is(b"ORGANIZER") {
+        out.organizer = Some(person(cl));
+    } else if cl.is(b"ATTENDEE") {
+        out.attendees.push(person(cl));
     }
 }
 
-fn param<'p>(prop: &'p Property<'_>, name: &str) -> Option<&'p str> {
-    prop.params
-        .iter()
-        .find(|p| p.key.as_str().eq_ignore_ascii_case(name))
-        .and_then(|p| p.val.as_ref())
-        .map(|v| v.as_str().trim_matches('"'))
-}
-
-fn person(prop: &Property<'_>) -> Person {
-    let owned = |v: Option<&str>| v.map(str::to_owned);
+fn person(cl: &ContentLine<'_>) -> Person {
+    let param = |name: &[u8]| cl.param(name).map(|v| lossy(v).into_owned());
     Person {
-        address: prop.val.as_str().to_owned(),
-        name: owned(param(prop, "CN")),
-        participation: owned(param(prop, "PARTSTAT")),
-        role: owned(param(prop, "ROLE")),
+        address: lossy(cl.value).into_owned(),
+        name: param(b"CN"),
+        participation: param(b"PARTSTAT"),
+        role: param(b"ROLE"),
     }
 }
 
-fn time(out: &mut EventDetails, prop: &Property<'_>, value: &str) -> Option<EventTime> {
-    let parsed = time_value(prop, value);
+fn time(out: &mut EventDetails, cl: &ContentLine<'_>) -> Option<EventTime> {
+    let value = lossy(cl.value);
+    let parsed = time_value(cl, &value);
     match &parsed {
-        None => out.problems.push(format!("unreadable {} {value:?}", prop.name.as_str())),
+        None => out.problems.push(format!("unreadable {} {value:?}", lossy(cl.name))),
         Some(t) => note_unknown_zone(out, t),
     }
     parsed
 }
 
-fn times(out: &mut EventDetails, prop: &Property<'_>) -> Vec<EventTime> {
+fn times(out: &mut EventDetails, cl: &ContentLine<'_>) -> Vec<EventTime> {
     let mut list = Vec::new();
-    for part in prop.val.as_str().split(',').map(str::trim).filter(|p| !p.is_empty()) {
+    let value = lossy(cl.value);
+    for part in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         // A PERIOD (`start/end` or `start/duration`): its start is the instance.
         let start = part.split('/').next().unwrap_or(part);
-        match time_value(prop, start) {
+        match time_value(cl, start) {
             Some(t) => {
                 note_unknown_zone(out, &t);
                 list.push(t);
             }
-            None => out.problems.push(format!("unreadable {} value {part:?}", prop.name.as_str())),
+            None => out.problems.push(format!("unreadable {} value {part:?}", lossy(cl.name))),
         }
     }
     list
 }
 
-/// A DATE or DATE-TIME value under the property's TZID parameter. A DATE-TIME under VALUE=DATE
-/// is read as a DATE-TIME (venue feeds write it); a value ending in `Z` is UTC even when a TZID
-/// is given.
-fn time_value(prop: &Property<'_>, value: &str) -> Option<EventTime> {
+/// A DATE or DATE-TIME value under the line's TZID parameter. A DATE-TIME under VALUE=DATE is
+/// read as a DATE-TIME (venue feeds write it); a value ending in `Z` is UTC even when a TZID is
+/// given.
+fn time_value(cl: &ContentLine<'_>, value: &str) -> Option<EventTime> {
     let value = value.trim();
     if let Some(date) = basic_date(value) {
         return Some(EventTime::Date { date });
@@ -165,10 +150,11 @@ fn time_value(prop: &Property<'_>, value: &str) -> Option<EventTime> {
         return basic_date_time(utc).map(|t| EventTime::Utc { at: Utc.from_utc_datetime(&t) });
     }
     let local = basic_date_time(value)?;
-    Some(match param(prop, "TZID") {
+    Some(match cl.param(b"TZID") {
         Some(tzid) => {
-            let utc = crate::tz::resolve(tzid).map(|tz| crate::tz::to_utc(tz, local));
-            EventTime::Zoned { local, tzid: tzid.to_owned(), utc }
+            let tzid = lossy(tzid).into_owned();
+            let utc = crate::tz::resolve(&tzid).map(|tz| crate::tz::to_utc(tz, local));
+            EventTime::Zoned { local, tzid, utc }
         }
         None => EventTime::Floating { local },
     })
