@@ -1,7 +1,8 @@
 //! Reads an iCalendar file the way a sync does and prints what calscope sees: events,
 //! problems, warnings and the time it took.
 //!
-//! Run: `cargo run --release --example read_feed -- FILE.ics`
+//! Run: `cargo run --release --example read_feed -- FILE.ics [--details]` (`--details` also parses
+//! every event's fields, as a first sync does).
 
 #![allow(clippy::print_stdout)]
 
@@ -11,8 +12,10 @@ use calscope::CalendarId;
 use calscope::ics::{ReadOptions, read_feed_owned};
 
 fn main() {
-    let Some(path) = std::env::args().nth(1) else {
-        eprintln!("usage: read_feed FILE.ics");
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let with_details = args.iter().any(|a| a == "--details");
+    let Some(path) = args.iter().find(|a| !a.starts_with("--")).cloned() else {
+        eprintln!("usage: read_feed FILE.ics [--details]");
         std::process::exit(2);
     };
     let bytes = match std::fs::read(&path) {
@@ -31,6 +34,8 @@ fn main() {
             std::process::exit(1);
         }
         Ok(read) => {
+            let parsed =
+                if with_details { read.events.iter().filter(|e| e.details().start.is_some()).count() } else { 0 };
             let secs = started.elapsed().as_secs_f64();
             #[allow(clippy::cast_precision_loss)]
             let mb_s = size as f64 / secs / 1e6;
@@ -43,6 +48,9 @@ fn main() {
                 secs * 1e3,
                 read.is_complete()
             );
+            if with_details {
+                println!("fields parsed for every event; {parsed} with a start");
+            }
             for p in read.problems.iter().take(20) {
                 println!("problem: {p}");
             }
