@@ -17,7 +17,7 @@ pub(crate) fn resolve(tzid: &str) -> Option<Tz> {
     // Try the longest suffix that is a known zone name ("/mozilla.org/.../Europe/Berlin").
     let mut rest = tzid;
     while let Some(pos) = rest.find('/') {
-        rest = &rest[pos + 1..];
+        rest = rest.get(pos + 1..).unwrap_or_default();
         if let Ok(tz) = rest.parse::<Tz>() {
             return Some(tz);
         }

@@ -263,7 +263,7 @@ fn scan(data: &[u8], base: usize, reader: &mut Reader<'_>) -> Result<Scan> {
             continue;
         }
         if let Some(start) = active {
-            analyzer.line(line.offset - start, text, &options.policy);
+            analyzer.line(line.offset.saturating_sub(start), text, &options.policy);
         }
         let Some((is_begin, name)) = structure(text) else {
             match stack.as_slice() {
