@@ -34,6 +34,10 @@ fn check_text(what: &str, value: &str, max: usize) -> Result<()> {
 
 /// Whether UTF-8 text holds a control character (C0, DEL or C1), checked on bytes.
 fn has_control(bytes: &[u8]) -> bool {
+    // Fast path: no byte that can start a control character.
+    if !bytes.iter().any(|&b| b < 0x20 || b == 0x7F || b == 0xC2) {
+        return false;
+    }
     bytes.iter().enumerate().any(|(i, &b)| {
         b < 0x20 || b == 0x7F || (b == 0xC2 && bytes.get(i + 1).is_some_and(|n| (0x80..=0x9F).contains(n)))
     })

@@ -140,7 +140,8 @@ impl fmt::Debug for IcsSource {
 #[async_trait]
 impl CalendarSource for IcsSource {
     fn capabilities(&self) -> Capabilities {
-        Capabilities::snapshot_only().with_cursor(true)
+        // Its deltas are always empty: "unchanged since the cursor".
+        Capabilities::snapshot_only().with_cursor(true).with_delta(true)
     }
 
     async fn calendars(&self) -> Result<Vec<CalendarInfo>> {
