@@ -256,7 +256,7 @@ fn scan(data: &[u8], base: usize, reader: &mut Reader<'_>) -> Result<Scan> {
         let text: &[u8] = &line.text;
         let at = line.offset + base;
         if text.len() > limits.max_line_bytes {
-            return Err(limit(format!("line at byte {at} is longer than {} bytes", limits.max_line_bytes)));
+            return Err(ScanError::LineTooLong { at, max: limits.max_line_bytes }.into());
         }
         if text.is_empty() {
             blank_lines += usize::from(!stack.is_empty());
@@ -275,12 +275,11 @@ fn scan(data: &[u8], base: usize, reader: &mut Reader<'_>) -> Result<Scan> {
             }
             continue;
         };
-        let name = component_name(name)
-            .ok_or_else(|| Error::new(ErrorKind::Parse, format!("invalid component name at byte {at}")))?;
+        let name = component_name(name).ok_or(ScanError::BadName { at })?;
         if is_begin {
             let top_level = is_top_level(&stack, name);
             if stack.len() >= limits.max_depth {
-                return Err(limit(format!("components nest deeper than {} at byte {at}", limits.max_depth)));
+                return Err(ScanError::TooDeep { at, max: limits.max_depth }.into());
             }
             if stack.is_empty() && name.as_slice() == b"VCALENDAR" {
                 calendars += 1;
@@ -288,7 +287,7 @@ fn scan(data: &[u8], base: usize, reader: &mut Reader<'_>) -> Result<Scan> {
             if top_level {
                 components += 1;
                 if components > limits.max_components {
-                    return Err(limit(format!("more than {} components", limits.max_components)));
+                    return Err(ScanError::TooMany { max: limits.max_components }.into());
                 }
                 let in_calendar = !stack.is_empty();
                 if name.as_slice() == b"VEVENT" && in_calendar {
@@ -302,7 +301,7 @@ fn scan(data: &[u8], base: usize, reader: &mut Reader<'_>) -> Result<Scan> {
         }
         match stack.pop() {
             Some(open) if open == name => {}
-            open => return Err(unbalanced(name, open, at)),
+            open => return Err(unbalanced(name, open, at).into()),
         }
         if let Some((name, start, in_calendar)) = current.take_if(|_| is_top_level(&stack, name)) {
             let analysis = active.take().map(|_| analyzer.finish());
@@ -317,13 +316,10 @@ fn scan(data: &[u8], base: usize, reader: &mut Reader<'_>) -> Result<Scan> {
         }
     }
     if let Some(open) = stack.last() {
-        return Err(Error::new(
-            ErrorKind::Parse,
-            format!("truncated: BEGIN:{} is never closed", String::from_utf8_lossy(open.as_slice())),
-        ));
+        return Err(ScanError::Unterminated { name: String::from_utf8_lossy(open.as_slice()).into_owned() }.into());
     }
     if calendars == 0 {
-        return Err(Error::new(ErrorKind::Parse, "not an iCalendar stream: no VCALENDAR"));
+        return Err(ScanError::NoCalendar.into());
     }
     Ok(Scan { calendars, blank_lines, outside_lines })
 }
@@ -338,19 +334,45 @@ fn is_top_level(stack: &[Name], name: Name) -> bool {
     }
 }
 
-fn unbalanced(name: Name, open: Option<Name>, at: usize) -> Error {
+fn unbalanced(name: Name, open: Option<Name>, at: usize) -> ScanError {
     let end = String::from_utf8_lossy(name.as_slice()).into_owned();
-    let message = match open {
-        Some(open) => {
-            format!("END:{end} does not match BEGIN:{} at byte {at}", String::from_utf8_lossy(open.as_slice()))
-        }
-        None => format!("END:{end} without BEGIN at byte {at}"),
-    };
-    Error::new(ErrorKind::Parse, message)
+    match open {
+        Some(open) => ScanError::Mismatch { end, begin: String::from_utf8_lossy(open.as_slice()).into_owned(), at },
+        None => ScanError::Orphan { end, at },
+    }
 }
 
-fn limit(message: String) -> Error {
-    Error::new(ErrorKind::LimitExceeded, message)
+/// Why a feed is not a usable iCalendar stream (private; mapped to [`Error`]).
+#[derive(Debug, thiserror::Error)]
+enum ScanError {
+    #[error("not an iCalendar stream: no VCALENDAR")]
+    NoCalendar,
+    #[error("truncated: BEGIN:{name} is never closed")]
+    Unterminated { name: String },
+    #[error("END:{end} does not match BEGIN:{begin} at byte {at}")]
+    Mismatch { end: String, begin: String, at: usize },
+    #[error("END:{end} without BEGIN at byte {at}")]
+    Orphan { end: String, at: usize },
+    #[error("invalid component name at byte {at}")]
+    BadName { at: usize },
+    #[error("line at byte {at} is longer than {max} bytes")]
+    LineTooLong { at: usize, max: usize },
+    #[error("components nest deeper than {max} at byte {at}")]
+    TooDeep { at: usize, max: usize },
+    #[error("more than {max} components")]
+    TooMany { max: usize },
+}
+
+impl From<ScanError> for Error {
+    fn from(e: ScanError) -> Self {
+        let kind = match e {
+            ScanError::LineTooLong { .. } | ScanError::TooDeep { .. } | ScanError::TooMany { .. } => {
+                ErrorKind::LimitExceeded
+            }
+            _ => ErrorKind::Parse,
+        };
+        Error::new(kind, e.to_string())
+    }
 }
 
 /// `BEGIN:`/`END:` lines (case-insensitive keyword), with the raw name.
