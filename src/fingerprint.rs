@@ -388,8 +388,10 @@ fn hash_property(cl: &ContentLine<'_>, buf: &mut Vec<u8>) -> (u32, u128) {
     #[allow(clippy::cast_possible_truncation)]
     buf.extend_from_slice(&(cl.name.len() as u32).to_le_bytes());
     let name_at = buf.len();
-    buf.extend(cl.name.iter().map(u8::to_ascii_uppercase));
-    let name = name_hash(buf.get(name_at..).unwrap_or_default());
+    buf.extend_from_slice(cl.name);
+    let upper = buf.get_mut(name_at..).unwrap_or_default();
+    upper.make_ascii_uppercase();
+    let name = name_hash(upper);
     // Most lines have a handful of parameters: sort them on the stack.
     let mut inline: [(&[u8], &[u8]); 8] = [(&[], &[]); 8];
     let mut count = 0usize;
@@ -414,7 +416,9 @@ fn hash_property(cl: &ContentLine<'_>, buf: &mut Vec<u8>) -> (u32, u128) {
     for (n, v) in params.iter() {
         #[allow(clippy::cast_possible_truncation)]
         buf.extend_from_slice(&(n.len() as u32).to_le_bytes());
-        buf.extend(n.iter().map(u8::to_ascii_uppercase));
+        let at = buf.len();
+        buf.extend_from_slice(n);
+        buf.get_mut(at..).unwrap_or_default().make_ascii_uppercase();
         put_part(buf, v);
     }
     put_part(buf, cl.value);

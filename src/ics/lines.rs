@@ -72,6 +72,19 @@ impl<'a> Iterator for Lines<'a> {
     }
 }
 
+/// Bytes allowed in a property or parameter name: letters, digits, `-` and `_`.
+const NAME_BYTE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        #[allow(clippy::cast_possible_truncation)] // b < 256
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric() || c == b'-' || c == b'_';
+        b += 1;
+    }
+    table
+};
+
 /// A content line split into its parts; all slices borrow the unfolded line.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ContentLine<'a> {
@@ -85,40 +98,24 @@ impl<'a> ContentLine<'a> {
     /// Splits `name *(";" param) ":" value`. The value separator is the first `:` outside a
     /// quoted parameter value. Returns `None` when the line has no separator or no name.
     pub(crate) fn split(line: &'a [u8]) -> Option<Self> {
-        // One pass over the name; parameters (if any) are scanned honoring quotes.
-        let mut name_end = None;
-        for (i, &b) in line.iter().enumerate() {
-            match b {
-                b';' | b':' => {
-                    name_end = Some(i);
-                    break;
-                }
-                b'-' | b'_' => {}
-                _ if b.is_ascii_alphanumeric() => {}
-                _ => return None,
-            }
-        }
-        let name_end = name_end.filter(|&n| n > 0)?;
+        let name_end = memchr::memchr2(b';', b':', line).filter(|&n| n > 0)?;
         let (name, rest) = line.split_at(name_end);
+        if !name.iter().all(|&b| NAME_BYTE[usize::from(b)]) {
+            return None;
+        }
         if rest.first() == Some(&b':') {
             return Some(Self { name, params: &[], value: rest.get(1..)? });
         }
-        let mut quoted = false;
-        let mut colon = None;
-        for (i, &b) in rest.iter().enumerate() {
-            match b {
-                b'"' => quoted = !quoted,
-                b':' if !quoted => {
-                    colon = Some(i);
-                    break;
-                }
-                _ => {}
+        // Parameters: the value starts at the first ':' outside double quotes.
+        let mut at = 0;
+        loop {
+            let i = at + memchr::memchr2(b'"', b':', rest.get(at..)?)?;
+            if rest.get(i) == Some(&b':') {
+                return Some(Self { name, params: rest.get(..i)?, value: rest.get(i + 1..)? });
             }
+            // An opening quote: skip to the closing one.
+            at = i + 1 + memchr::memchr(b'"', rest.get(i + 1..)?)? + 1;
         }
-        let colon = colon?;
-        let params = rest.get(..colon)?;
-        let value = rest.get(colon + 1..)?;
-        Some(Self { name, params, value })
     }
 
     /// Whether the name equals `upper` (an upper-case ASCII name), ignoring case.
