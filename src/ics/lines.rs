@@ -158,18 +158,19 @@ impl<'a> Iterator for Params<'a> {
             self.rest = rest;
             return None;
         }
-        let mut quoted = false;
-        let mut end = rest.len();
-        for (i, &b) in rest.iter().enumerate() {
-            match b {
-                b'"' => quoted = !quoted,
-                b';' if !quoted => {
-                    end = i;
-                    break;
-                }
-                _ => {}
+        // The parameter ends at the next ';' outside double quotes (or at the end).
+        let mut at = 0;
+        let end = loop {
+            let Some(i) = memchr::memchr2(b'"', b';', rest.get(at..).unwrap_or_default()) else { break rest.len() };
+            let i = at + i;
+            if rest.get(i) == Some(&b';') {
+                break i;
             }
-        }
+            match memchr::memchr(b'"', rest.get(i + 1..).unwrap_or_default()) {
+                Some(j) => at = i + 1 + j + 1,
+                None => break rest.len(),
+            }
+        };
         let (param, tail) = rest.split_at(end);
         self.rest = tail;
         Some(match param.iter().position(|&b| b == b'=') {
@@ -217,6 +218,10 @@ mod tests {
         assert!(ContentLine::split(b"no separator").is_none());
         assert!(ContentLine::split(b":value").is_none());
         assert!(ContentLine::split(b" :2.0").is_none());
+        let odd = ContentLine::split(br#"X;A="1;2";B=3;C="4:5":v"#).unwrap();
+        assert_eq!(odd.value, b"v");
+        let params: Vec<_> = odd.params().collect();
+        assert_eq!(params, vec![(&b"A"[..], &br#""1;2""#[..]), (&b"B"[..], &b"3"[..]), (&b"C"[..], &br#""4:5""#[..])]);
         assert!(ContentLine::split(b"SUM\0MARY:x").is_none());
     }
 }
