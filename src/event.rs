@@ -212,6 +212,13 @@ impl Event {
         self.last_modified
     }
 
+    /// How recent this copy is among copies with the same key: (SEQUENCE, LAST-MODIFIED), where a
+    /// missing value is older than any present one. The planner's duplicate rule and the feed
+    /// reader's ambiguity check both order copies by this.
+    pub(crate) fn recency(&self) -> (Option<i64>, Option<DateTime<Utc>>) {
+        (self.sequence, self.last_modified)
+    }
+
     /// The source resource this event was read from (a CalDAV href), when known.
     #[must_use]
     pub fn href(&self) -> Option<&Href> {

@@ -598,7 +598,7 @@ fn delete(entry: &StoredEntry, reason: DeleteReason) -> Change {
 /// Whether `a` beats `b` among duplicates: highest SEQUENCE, then latest LAST-MODIFIED, then
 /// the greater fingerprint (`None` loses to any value).
 fn wins(a: &Event, b: &Event) -> bool {
-    (a.sequence(), a.last_modified(), a.fingerprint()) > (b.sequence(), b.last_modified(), b.fingerprint())
+    (a.recency(), a.fingerprint()) > (b.recency(), b.fingerprint())
 }
 
 fn diagnostic_key(d: &Diagnostic) -> (u8, Option<&EventKey>) {

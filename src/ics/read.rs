@@ -614,8 +614,8 @@ impl Reader<'_> {
                 continue;
             }
             duplicates += 1;
-            let top = copies.iter().map(|e| (e.sequence(), e.last_modified())).max();
-            let leaders: Vec<_> = copies.iter().filter(|e| Some((e.sequence(), e.last_modified())) == top).collect();
+            let top = copies.iter().map(|e| e.recency()).max();
+            let leaders: Vec<_> = copies.iter().filter(|e| Some(e.recency()) == top).collect();
             if leaders.iter().any(|e| e.fingerprint() != leaders.first().map_or(e.fingerprint(), |l| l.fingerprint())) {
                 ambiguous.push(key);
             }
