@@ -6,8 +6,11 @@ use std::sync::{Arc, OnceLock};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::analyze::{Analysis, analyze};
 use crate::error::{Error, Result};
-use crate::fingerprint::{Canonical, Canonicalizer, Fingerprint, FingerprintPolicy, PropertyDigest, name_hash};
+use crate::fingerprint::{
+    Canonical, Fingerprint, FingerprintPolicy, PropertyDigest, SourceHash, canonicalize, name_hash,
+};
 use crate::ics::lines::{ContentLine, Lines};
 use crate::id::{CalendarId, Etag, EventKey, Href, KeyDigest, RecurrenceId, Uid};
 
@@ -23,8 +26,10 @@ pub const MAX_COMPONENT_DEPTH: usize = 8;
 pub struct Event {
     key: EventKey,
     key_digest: KeyDigest,
-    fingerprint: Fingerprint,
-    digest: PropertyDigest,
+    source_hash: SourceHash,
+    /// The canonical fingerprint and digest, computed on first use under `policy`.
+    canon: OnceLock<Canonical>,
+    policy: Option<Arc<FingerprintPolicy>>,
     sequence: Option<i64>,
     last_modified: Option<DateTime<Utc>>,
     href: Option<Href>,
@@ -61,67 +66,11 @@ impl RawText {
     }
 }
 
-/// The properties read from a component in its fingerprinting pass.
-#[derive(Default, Debug)]
-pub(crate) struct KeyFields {
-    pub(crate) uid: Option<String>,
-    /// (value, TZID, VALUE=DATE, RANGE=THISANDFUTURE)
-    pub(crate) rid: Option<(String, Option<String>, bool, bool)>,
-    pub(crate) sequence: Option<i64>,
-    pub(crate) last_modified: Option<DateTime<Utc>>,
-    /// (value, VALUE=DATE)
-    pub(crate) dtstart: Option<(String, bool)>,
-    pub(crate) rrules: Vec<String>,
-}
-
-/// One component's fingerprint and key properties.
-#[derive(Debug)]
-pub(crate) struct Analysis {
-    pub(crate) canon: Canonical,
-    pub(crate) fields: KeyFields,
-}
-
-/// Fingerprints a component and reads its key properties in one pass.
-pub(crate) fn analyze(component: &[u8], policy: &FingerprintPolicy) -> Analysis {
-    let mut analyzer = Analyzer::default();
-    for line in Lines::new(component) {
-        if analyzer.is_done() {
-            break;
-        }
-        analyzer.line(line.offset, &line.text, policy);
-    }
-    analyzer.finish()
-}
-
-/// [`analyze`] fed line by line, so a feed scanner can analyze components as it passes them.
-#[derive(Default)]
-pub(crate) struct Analyzer {
-    canon: Canonicalizer,
-    fields: KeyFields,
-}
-
-impl Analyzer {
-    pub(crate) fn line(&mut self, offset: usize, text: &[u8], policy: &FingerprintPolicy) {
-        if let Some((1, cl)) = self.canon.line(offset, text, policy) {
-            read_key_field(&mut self.fields, &cl);
-        }
-    }
-
-    pub(crate) fn is_done(&self) -> bool {
-        self.canon.is_done()
-    }
-
-    /// The analysis; resets the analyzer for the next component, keeping its buffers.
-    pub(crate) fn finish(&mut self) -> Analysis {
-        Analysis { canon: self.canon.finish(), fields: std::mem::take(&mut self.fields) }
-    }
-}
-
 impl Event {
     /// Reads one VEVENT component (from `BEGIN:VEVENT` to `END:VEVENT`) of `calendar`.
     ///
     /// The key is the component's UID and normalized RECURRENCE-ID; the fingerprint follows
-    /// `policy`. Field parsing is deferred to [`details`](Self::details). To read whole feeds,
+    /// `policy` and is computed here. Field parsing is deferred to [`details`](Self::details). To read whole feeds,
     /// with UID synthesis, embedded time zones and partial failures, use
     /// [`ics::read_feed`](crate::ics::read_feed).
     ///
@@ -140,7 +89,7 @@ impl Event {
     /// ```
     pub fn from_ics(calendar: &CalendarId, component: &str, policy: &FingerprintPolicy) -> Result<Self> {
         let analysis = analyze(component.as_bytes(), policy);
-        if analysis.canon.max_depth > MAX_COMPONENT_DEPTH {
+        if analysis.max_depth > MAX_COMPONENT_DEPTH {
             return Err(Error::invalid(format!("component nests deeper than {MAX_COMPONENT_DEPTH} levels")));
         }
         let uid = Uid::new(analysis.fields.uid.as_deref().unwrap_or_default())?;
@@ -151,16 +100,25 @@ impl Event {
             None => None,
         };
         let key = EventKey::new(calendar.clone(), uid, recurrence_id);
-        Ok(Self::assemble(key, analysis, RawText::owned(component.to_owned())))
+        let event = Self::assemble(key, &analysis, RawText::owned(component.to_owned()), None);
+        let _ = event.canon.set(canonicalize(component.as_bytes(), policy));
+        Ok(event)
     }
 
-    /// Builds an event from an analysis and the key derived from it.
-    pub(crate) fn assemble(key: EventKey, analysis: Analysis, raw: RawText) -> Self {
+    /// Builds an event from an analysis and the key derived from it. The fingerprint is
+    /// computed under `policy` (the default when `None`) on first use.
+    pub(crate) fn assemble(
+        key: EventKey,
+        analysis: &Analysis,
+        raw: RawText,
+        policy: Option<Arc<FingerprintPolicy>>,
+    ) -> Self {
         Self {
             key_digest: key.digest(),
             key,
-            fingerprint: analysis.canon.fingerprint,
-            digest: analysis.canon.digest,
+            source_hash: analysis.source_hash,
+            canon: OnceLock::new(),
+            policy,
             sequence: analysis.fields.sequence,
             last_modified: analysis.fields.last_modified,
             href: None,
@@ -188,16 +146,40 @@ impl Event {
         self.key_digest
     }
 
-    /// The content fingerprint; a write happens only when it differs from the stored one.
-    #[must_use]
-    pub fn fingerprint(&self) -> Fingerprint {
-        self.fingerprint
+    /// Sets the canonical form when it is already known (the reader computes it for events
+    /// without UID).
+    pub(crate) fn with_canonical(self, canon: Canonical) -> Self {
+        let _ = self.canon.set(canon);
+        self
     }
 
-    /// The per-property digest used to explain updates.
+    fn canonical(&self) -> &Canonical {
+        self.canon.get_or_init(|| {
+            let policy = self.policy.as_deref().unwrap_or_else(|| default_policy());
+            canonicalize(self.raw().as_bytes(), policy)
+        })
+    }
+
+    /// The content fingerprint; a write happens only when it differs from the stored one.
+    ///
+    /// Events read from a feed compute it on first use (it costs a pass over the text), so a
+    /// re-sync whose [`source_hash`](Self::source_hash) matches the store never computes it.
+    #[must_use]
+    pub fn fingerprint(&self) -> Fingerprint {
+        self.canonical().fingerprint
+    }
+
+    /// The hash of the component's bytes as sent, minus volatile lines: the planner's fast
+    /// path (see [`SourceHash`]). Stores keep it beside the fingerprint.
+    #[must_use]
+    pub fn source_hash(&self) -> SourceHash {
+        self.source_hash
+    }
+
+    /// The per-property digest used to explain updates (computed with the fingerprint).
     #[must_use]
     pub fn digest(&self) -> &PropertyDigest {
-        &self.digest
+        &self.canonical().digest
     }
 
     /// The SEQUENCE property, when present and numeric.
@@ -266,16 +248,17 @@ impl Event {
     /// iCalendar property names; an unknown removed property shows as `property#<hash>`.
     #[must_use]
     pub fn changed_properties(&self, stored: &PropertyDigest) -> Vec<String> {
-        let wanted = self.digest.differing_names(stored);
+        let wanted = self.digest().differing_names(stored);
         let mut found: Vec<Option<String>> = vec![None; wanted.len()];
         let mut missing = wanted.len();
         let mut upper = Vec::with_capacity(32);
         let mut depth = 0usize;
-        for line in Lines::new(self.raw().as_bytes()) {
+        let mut lines = Lines::new(self.raw().as_bytes());
+        while let Some(line) = lines.next_line() {
             if missing == 0 {
                 break;
             }
-            let Some(cl) = ContentLine::split(&line.text) else { continue };
+            let Some(cl) = ContentLine::split(line.text) else { continue };
             let name = if cl.is(b"BEGIN") {
                 depth += 1;
                 if depth != 2 {
@@ -313,6 +296,13 @@ impl Event {
         names.sort();
         names
     }
+}
+
+/// The policy events fall back to when none was given (deserialized events carry their
+/// fingerprint, so it is rarely needed).
+fn default_policy() -> &'static FingerprintPolicy {
+    static DEFAULT: OnceLock<FingerprintPolicy> = OnceLock::new();
+    DEFAULT.get_or_init(FingerprintPolicy::default)
 }
 
 fn standard_names() -> &'static [(u32, &'static str)] {
@@ -361,38 +351,11 @@ const STANDARD_NAMES: [&str; 36] = [
     "X-APPLE-TRAVEL-ADVISORY-BEHAVIOR",
 ];
 
-fn read_key_field(fields: &mut KeyFields, line: &ContentLine<'_>) {
-    // Most lines are none of these: rule them out by length first.
-    if !matches!(line.name.len(), 3 | 5 | 7 | 8 | 13) {
-        return;
-    }
-    let is_date = || line.param(b"VALUE").is_some_and(|v| v.eq_ignore_ascii_case(b"DATE"));
-    let text = || String::from_utf8_lossy(line.value).trim().to_owned();
-    if line.is(b"UID") {
-        if fields.uid.is_none() {
-            fields.uid = Some(text());
-        }
-    } else if line.is(b"RECURRENCE-ID") {
-        let tzid = line.param(b"TZID").map(|t| String::from_utf8_lossy(t).into_owned());
-        let is_date = is_date();
-        let range = line.param(b"RANGE").is_some_and(|v| v.eq_ignore_ascii_case(b"THISANDFUTURE"));
-        fields.rid = Some((text(), tzid, is_date, range));
-    } else if line.is(b"SEQUENCE") {
-        fields.sequence = text().parse().ok();
-    } else if line.is(b"LAST-MODIFIED") {
-        fields.last_modified = crate::ics::parse::utc_time(&text());
-    } else if line.is(b"DTSTART") {
-        fields.dtstart = Some((text(), is_date()));
-    } else if line.is(b"RRULE") {
-        fields.rrules.push(text());
-    }
-}
-
 impl fmt::Debug for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Event")
             .field("key", &self.key)
-            .field("fingerprint", &self.fingerprint)
+            .field("source_hash", &self.source_hash)
             .field("sequence", &self.sequence)
             .field("href", &self.href)
             .field("raw_len", &self.raw().len())
@@ -404,7 +367,7 @@ impl fmt::Debug for Event {
 impl PartialEq for Event {
     fn eq(&self, other: &Self) -> bool {
         self.key == other.key
-            && self.fingerprint == other.fingerprint
+            && self.fingerprint() == other.fingerprint()
             && self.href == other.href
             && self.etag == other.etag
             && self.raw() == other.raw()
@@ -418,6 +381,7 @@ struct EventRepr {
     key: EventKey,
     fingerprint: Fingerprint,
     digest: PropertyDigest,
+    source_hash: SourceHash,
     sequence: Option<i64>,
     last_modified: Option<DateTime<Utc>>,
     href: Option<Href>,
@@ -431,8 +395,9 @@ impl Serialize for Event {
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         EventRepr {
             key: self.key.clone(),
-            fingerprint: self.fingerprint,
-            digest: self.digest.clone(),
+            fingerprint: self.fingerprint(),
+            digest: self.digest().clone(),
+            source_hash: self.source_hash,
             sequence: self.sequence,
             last_modified: self.last_modified,
             href: self.href.clone(),
@@ -451,8 +416,9 @@ impl<'de> Deserialize<'de> for Event {
         Ok(Self {
             key_digest: r.key.digest(),
             key: r.key,
-            fingerprint: r.fingerprint,
-            digest: r.digest,
+            source_hash: r.source_hash,
+            canon: OnceLock::from(Canonical { fingerprint: r.fingerprint, digest: r.digest }),
+            policy: None,
             sequence: r.sequence,
             last_modified: r.last_modified,
             href: r.href,

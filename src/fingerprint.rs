@@ -52,31 +52,93 @@ use crate::ics::lines::{ContentLine, Lines};
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Fingerprint(u128);
 
+/// A 128-bit hash of one component's bytes exactly as the source sent them, minus its volatile
+/// lines (see [`FingerprintPolicy`]). Its text form is 32 lowercase hexadecimal digits.
+///
+/// It is the planner's fast path: when a source sends a component byte for byte as before
+/// (apart from volatile lines such as a regenerated DTSTAMP), the source hash matches the stored
+/// one and the event is unchanged without computing its [`Fingerprint`]. When it differs, the
+/// fingerprint decides, so a source that re-serializes (reorders properties, refolds lines,
+/// changes line endings) costs time, never a write.
+///
+/// Equal source hashes imply equal fingerprints under any policy: the bytes that remain after
+/// removing the volatile lines are the bytes the fingerprint reads. Unlike the fingerprint, the
+/// source hash carries no compatibility promise: a store that keeps it from an older version
+/// only loses the fast path for rows whose hash differs.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SourceHash(u128);
+
+/// The shared 128-bit hash behaviour: raw value, bytes, hex text and serde as hex text.
+macro_rules! hash128 {
+    ($t:ident) => {
+        impl $t {
+            /// Wraps a raw 128-bit value (as stored by a host).
+            #[must_use]
+            pub const fn from_u128(value: u128) -> Self {
+                Self(value)
+            }
+
+            /// The raw 128-bit value.
+            #[must_use]
+            pub const fn as_u128(self) -> u128 {
+                self.0
+            }
+
+            /// The 16 bytes, big-endian (the order of the hex form).
+            #[must_use]
+            pub const fn to_bytes(self) -> [u8; 16] {
+                self.0.to_be_bytes()
+            }
+
+            /// Reads the 16 bytes written by [`to_bytes`](Self::to_bytes).
+            #[must_use]
+            pub const fn from_bytes(bytes: [u8; 16]) -> Self {
+                Self(u128::from_be_bytes(bytes))
+            }
+        }
+
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{:032x}", self.0)
+            }
+        }
+
+        impl fmt::Debug for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, concat!(stringify!($t), "({})"), self)
+            }
+        }
+
+        impl FromStr for $t {
+            type Err = Error;
+            fn from_str(s: &str) -> Result<Self> {
+                let bad = || Error::invalid(concat!(stringify!($t), " is not 32 hex digits"));
+                if s.len() != 32 {
+                    return Err(bad());
+                }
+                u128::from_str_radix(s, 16).map(Self).map_err(|_| bad())
+            }
+        }
+
+        impl Serialize for $t {
+            fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                s.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+hash128!(Fingerprint);
+hash128!(SourceHash);
+
 impl Fingerprint {
-    /// Wraps a raw 128-bit value (as stored by a host).
-    #[must_use]
-    pub const fn from_u128(value: u128) -> Self {
-        Self(value)
-    }
-
-    /// The raw 128-bit value.
-    #[must_use]
-    pub const fn as_u128(self) -> u128 {
-        self.0
-    }
-
-    /// The 16 bytes, big-endian (the order of the hex form).
-    #[must_use]
-    pub const fn to_bytes(self) -> [u8; 16] {
-        self.0.to_be_bytes()
-    }
-
-    /// Reads the 16 bytes written by [`to_bytes`](Self::to_bytes).
-    #[must_use]
-    pub const fn from_bytes(bytes: [u8; 16]) -> Self {
-        Self(u128::from_be_bytes(bytes))
-    }
-
     /// Fingerprints one component's text under `policy`.
     ///
     /// # Example
@@ -89,42 +151,7 @@ impl Fingerprint {
     /// ```
     #[must_use]
     pub fn of_component(component: &[u8], policy: &FingerprintPolicy) -> Self {
-        canonicalize(component, policy, |_, _| {}).fingerprint
-    }
-}
-
-impl fmt::Display for Fingerprint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:032x}", self.0)
-    }
-}
-
-impl fmt::Debug for Fingerprint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Fingerprint({self})")
-    }
-}
-
-impl FromStr for Fingerprint {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        if s.len() != 32 {
-            return Err(Error::invalid("fingerprint is not 32 hex digits"));
-        }
-        u128::from_str_radix(s, 16).map(Self).map_err(|_| Error::invalid("fingerprint is not 32 hex digits"))
-    }
-}
-
-impl Serialize for Fingerprint {
-    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for Fingerprint {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
+        canonicalize(component, policy).fingerprint
     }
 }
 
@@ -333,10 +360,6 @@ pub(crate) fn name_hash(upper: &[u8]) -> u32 {
 pub(crate) struct Canonical {
     pub(crate) fingerprint: Fingerprint,
     pub(crate) digest: PropertyDigest,
-    /// The deepest BEGIN nesting seen (1 for a component without sub-components).
-    pub(crate) max_depth: usize,
-    /// Byte offset (in the component) of the first line that is not `name[;params]:value`.
-    pub(crate) first_malformed: Option<usize>,
 }
 
 const VERSION_TAG: &[u8] = b"calscope-fingerprint-v1";
@@ -434,8 +457,6 @@ pub(crate) struct Canonicalizer {
     spare: Vec<Frame>,
     buf: Vec<u8>,
     started: bool,
-    max_depth: usize,
-    first_malformed: Option<usize>,
 }
 
 impl Canonicalizer {
@@ -450,7 +471,6 @@ impl Canonicalizer {
         frame.name.extend(name.iter().map(u8::to_ascii_uppercase));
         frame.entries.clear();
         self.stack.push(frame);
-        self.max_depth = self.max_depth.max(self.stack.len());
     }
 
     /// Closes the innermost frame into its parent, or makes it the top.
@@ -467,20 +487,13 @@ impl Canonicalizer {
         }
     }
 
-    /// Feeds one logical line starting at `offset`. Returns the content line and its depth
-    /// when it is a property (volatile ones included), for the caller to read keys from.
-    pub(crate) fn line<'l>(
-        &mut self,
-        offset: usize,
-        text: &'l [u8],
-        policy: &FingerprintPolicy,
-    ) -> Option<(usize, ContentLine<'l>)> {
+    /// Feeds one logical line.
+    pub(crate) fn line(&mut self, text: &[u8], policy: &FingerprintPolicy) {
         if self.is_done() || text.is_empty() {
-            return None;
+            return;
         }
         let Some(cl) = ContentLine::split(text) else {
             if self.started {
-                self.first_malformed.get_or_insert(offset);
                 if let Some(frame) = self.stack.last_mut() {
                     self.buf.clear();
                     self.buf.push(TAG_OPAQUE);
@@ -488,12 +501,12 @@ impl Canonicalizer {
                     frame.entries.push((name_hash(b""), xxh3_128(&self.buf)));
                 }
             }
-            return None;
+            return;
         };
         if cl.is(b"BEGIN") {
             self.started = true;
             self.open(cl.value);
-            return None;
+            return;
         }
         if !self.started {
             // Properties before any BEGIN: an unnamed component.
@@ -502,16 +515,14 @@ impl Canonicalizer {
         }
         if cl.is(b"END") {
             self.close();
-            return None;
+            return;
         }
-        let depth = self.stack.len();
         if !policy.is_volatile_bytes(cl.name) {
             let entry = hash_property(&cl, &mut self.buf);
             if let Some(frame) = self.stack.last_mut() {
                 frame.entries.push(entry);
             }
         }
-        Some((depth, cl))
     }
 
     /// The fingerprint and digest; unbalanced nesting is closed first. Resets for reuse.
@@ -532,41 +543,38 @@ impl Canonicalizer {
             .collect();
         digest.sort_unstable();
         self.spare.push(top);
-        let canonical = Canonical {
-            fingerprint: Fingerprint(fingerprint),
-            digest: PropertyDigest(digest.into_boxed_slice()),
-            max_depth: self.max_depth,
-            first_malformed: self.first_malformed,
-        };
+        let canonical =
+            Canonical { fingerprint: Fingerprint(fingerprint), digest: PropertyDigest(digest.into_boxed_slice()) };
         self.started = false;
-        self.max_depth = 0;
-        self.first_malformed = None;
         canonical
     }
 }
 
-/// Canonicalizes one component and calls `visit(depth, line)` for every content line of the
-/// top-level component (depth 1) and of nested components (depth 2 and more), volatile ones
-/// included, so callers can pick out keys in the same pass.
+/// Canonicalizes one component (see [`Fingerprint`] for the algorithm).
 ///
 /// The first `BEGIN` line opens the component; lines before it and after its `END` are
 /// ignored. Text without any `BEGIN` is read as the body of an unnamed component. Never fails:
 /// malformed lines are hashed as opaque lines and unbalanced nesting is closed at the end.
-pub(crate) fn canonicalize(
-    component: &[u8],
-    policy: &FingerprintPolicy,
-    mut visit: impl FnMut(usize, &ContentLine<'_>),
-) -> Canonical {
-    let mut c = Canonicalizer::default();
-    for line in Lines::new(component) {
-        if c.is_done() {
-            break;
-        }
-        if let Some((depth, cl)) = c.line(line.offset, &line.text, policy) {
-            visit(depth, &cl);
-        }
+pub(crate) fn canonicalize(component: &[u8], policy: &FingerprintPolicy) -> Canonical {
+    thread_local! {
+        // Events are fingerprinted one after another: keep the frames' buffers between them.
+        static SPARE: std::cell::RefCell<Canonicalizer> = std::cell::RefCell::new(Canonicalizer::default());
     }
-    c.finish()
+    let run = |c: &mut Canonicalizer| {
+        let mut lines = Lines::new(component);
+        while let Some(line) = lines.next_line() {
+            if c.is_done() {
+                break;
+            }
+            c.line(line.text, policy);
+        }
+        c.finish()
+    };
+    SPARE
+        .try_with(|cell| cell.try_borrow_mut().ok().map(|mut c| run(&mut c)))
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| run(&mut Canonicalizer::default()))
 }
 
 #[cfg(test)]
@@ -608,8 +616,8 @@ mod tests {
     #[test]
     fn digest_names_the_changed_property() {
         let p = FingerprintPolicy::default();
-        let a = canonicalize(BASE.as_bytes(), &p, |_, _| {}).digest;
-        let b = canonicalize(BASE.replace("Planning", "Review").as_bytes(), &p, |_, _| {}).digest;
+        let a = canonicalize(BASE.as_bytes(), &p).digest;
+        let b = canonicalize(BASE.replace("Planning", "Review").as_bytes(), &p).digest;
         assert_eq!(a.differing_names(&b), vec![name_hash(b"SUMMARY")]);
         let round: PropertyDigest = a.to_string().parse().unwrap();
         assert_eq!(round, a);

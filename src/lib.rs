@@ -78,6 +78,7 @@
 //! | *(none)* | the core: ids, events, fingerprints, planner, engine, the iCalendar reader, memory source and store, `IcsSource` for files and bytes |
 //! | `http` | `IcsSource::from_url`: feeds over http(s) with conditional GETs (reqwest, rustls with the ring provider; needs a Tokio runtime) |
 
+mod analyze;
 mod engine;
 mod error;
 mod event;
@@ -94,7 +95,7 @@ mod tz;
 pub use engine::{CalendarReport, Engine, SyncJob, SyncOptions, SyncReport, SyncStatus};
 pub use error::{Error, ErrorKind, Result};
 pub use event::{Event, EventDetails, EventStatus, EventTime, MAX_COMPONENT_DEPTH, Person, Transparency};
-pub use fingerprint::{DEFAULT_VOLATILE, Fingerprint, FingerprintPolicy, PropertyDigest};
+pub use fingerprint::{DEFAULT_VOLATILE, Fingerprint, FingerprintPolicy, PropertyDigest, SourceHash};
 pub use id::{
     CalendarId, Cursor, Etag, EventKey, Href, MAX_CALENDAR_ID_LEN, MAX_UID_LEN, RecurrenceId, RecurrenceValue, Uid,
 };

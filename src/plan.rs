@@ -505,7 +505,7 @@ pub fn plan<'s>(calendar: &CalendarId, changes: &Changes, stored: &'s StoredStat
         // The decision table: one arm per row.
         match item {
             Seen::RemoteOnly(event) => out.push(Change::Insert { event: Box::new(event.clone()) }),
-            Seen::Both(event, entry) if event.fingerprint() == entry.fingerprint => unchanged += 1,
+            Seen::Both(event, entry) if is_unchanged(event, entry) => unchanged += 1,
             Seen::Both(event, entry) => out.push(Change::Update {
                 event: Box::new(event.clone()),
                 previous: entry.fingerprint,
@@ -593,6 +593,12 @@ fn pick_winners<'e>(
 
 fn delete(entry: &StoredEntry, reason: DeleteReason) -> Change {
     Change::Delete { key: entry.key.clone(), previous: entry.fingerprint, reason }
+}
+
+/// Whether a reported event matches its stored row: the source hash settles it when the store
+/// kept one and it matches (no fingerprint computed); otherwise the fingerprints decide.
+fn is_unchanged(event: &Event, entry: &StoredEntry) -> bool {
+    entry.source_hash == Some(event.source_hash()) || event.fingerprint() == entry.fingerprint
 }
 
 /// Whether `a` beats `b` among duplicates: highest SEQUENCE, then latest LAST-MODIFIED, then

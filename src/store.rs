@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::fingerprint::{Fingerprint, PropertyDigest};
+use crate::fingerprint::{Fingerprint, PropertyDigest, SourceHash};
 use crate::id::{CalendarId, Cursor, Etag, EventKey, Href, KeyDigest};
 use crate::plan::Plan;
 
@@ -112,6 +112,10 @@ pub struct StoredEntry {
     pub key: EventKey,
     /// The fingerprint it was written with.
     pub fingerprint: Fingerprint,
+    /// The source hash it was written with, when the store keeps it. With it, an event the
+    /// source sends byte for byte as before (volatile lines aside) is unchanged without its
+    /// fingerprint being computed; without it, every comparison computes the fingerprint.
+    pub source_hash: Option<SourceHash>,
     /// The property digest it was written with, when the store keeps it (update reasons
     /// name the changed properties only when it does).
     pub digest: Option<PropertyDigest>,
@@ -125,7 +129,7 @@ impl StoredEntry {
     /// An entry with just a key and a fingerprint.
     #[must_use]
     pub fn new(key: EventKey, fingerprint: Fingerprint) -> Self {
-        Self { key, fingerprint, digest: None, href: None, etag: None }
+        Self { key, fingerprint, source_hash: None, digest: None, href: None, etag: None }
     }
 
     /// The entry describing `event` as written.
@@ -134,10 +138,18 @@ impl StoredEntry {
         Self {
             key: event.key().clone(),
             fingerprint: event.fingerprint(),
+            source_hash: Some(event.source_hash()),
             digest: Some(event.digest().clone()),
             href: event.href().cloned(),
             etag: event.etag().cloned(),
         }
+    }
+
+    /// The same entry with a source hash.
+    #[must_use]
+    pub fn with_source_hash(mut self, source_hash: Option<SourceHash>) -> Self {
+        self.source_hash = source_hash;
+        self
     }
 
     /// The same entry with a digest.

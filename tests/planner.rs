@@ -39,6 +39,38 @@ fn both_with_same_fingerprint_is_unchanged() {
 }
 
 #[test]
+fn source_hash_settles_unchanged_and_the_fingerprint_decides_otherwise() {
+    let policy = calscope::FingerprintPolicy::default();
+    let text =
+        "BEGIN:VEVENT\r\nUID:1\r\nDTSTAMP:20260101T000000Z\r\nDTSTART:20260105T090000Z\r\nSUMMARY:x\r\nEND:VEVENT\r\n";
+    let read = |t: &str| Event::from_ics(&cal("a"), t, &policy).unwrap();
+    let old = read(text);
+    let restamped = read(&text.replace("20260101T000000Z", "20270101T000000Z"));
+    let reserialized =
+        read(&text.replace("\r\n", "\n").replace("SUMMARY:x\n", "").replace("UID:1\n", "UID:1\nSUMMARY:x\n"));
+    let changed = read(&text.replace("SUMMARY:x", "SUMMARY:y"));
+    assert_eq!(restamped.source_hash(), old.source_hash());
+    assert_ne!(reserialized.source_hash(), old.source_hash());
+    assert_eq!(reserialized.fingerprint(), old.fingerprint());
+    let run = |entry: StoredEntry, event: &Event| {
+        let state = StoredState::new(cal("a"), CalendarHead::new(None, Revision(1), 1), vec![entry]).unwrap();
+        let p = plan(&cal("a"), &snapshot(vec![event.clone()]), &state, &opts());
+        (p.updates(), p.unchanged())
+    };
+    let entry = StoredEntry::of_event(&old);
+    assert_eq!(run(entry.clone(), &restamped), (0, 1));
+    assert_eq!(run(entry.clone(), &reserialized), (0, 1), "a re-serialization is not a change");
+    assert_eq!(run(entry.clone(), &changed), (1, 0));
+    // A matching source hash is enough: the fingerprint is not consulted (a stale one here).
+    let stale = StoredEntry::new(old.key().clone(), changed.fingerprint()).with_source_hash(Some(old.source_hash()));
+    assert_eq!(run(stale, &restamped), (0, 1));
+    // Without a stored source hash the fingerprints decide.
+    let plain = StoredEntry::new(old.key().clone(), old.fingerprint());
+    assert_eq!(run(plain.clone(), &restamped), (0, 1));
+    assert_eq!(run(plain, &changed), (1, 0));
+}
+
+#[test]
 fn both_with_different_fingerprint_is_updated_naming_the_properties() {
     let old = ev("1", "x").build("a");
     let new = ev("1", "y").build("a");

@@ -1,9 +1,8 @@
 //! Content lines: physical line splitting (CRLF, LF or CR), unfolding at the byte level, and
 //! splitting one logical line into name, parameters and value.
 
-use std::borrow::Cow;
-
-/// Iterates over the logical (unfolded) lines of iCalendar bytes.
+/// Reads the logical (unfolded) lines of iCalendar bytes, one at a time (a lending iterator:
+/// a folded line is joined into a buffer the reader reuses).
 ///
 /// Folds are removed before any decoding, so a fold inside a UTF-8 sequence is harmless. Empty
 /// lines are yielded (as empty slices) so callers can report them; a physical line that starts
@@ -12,32 +11,32 @@ use std::borrow::Cow;
 pub(crate) struct Lines<'a> {
     data: &'a [u8],
     pos: usize,
+    breaks: Breaks<'a>,
+    joined: Vec<u8>,
 }
 
 /// One logical line and the byte offset where it starts.
-#[derive(Debug, Clone)]
-pub(crate) struct Line<'a> {
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Line<'l> {
     pub(crate) offset: usize,
     /// Offset just past the line's terminator (and its continuation lines).
     pub(crate) end: usize,
-    pub(crate) text: Cow<'a, [u8]>,
+    pub(crate) text: &'l [u8],
 }
 
 impl<'a> Lines<'a> {
     pub(crate) fn new(data: &'a [u8]) -> Self {
-        Self { data, pos: 0 }
+        Self { data, pos: 0, breaks: Breaks::new(data), joined: Vec::new() }
     }
 
     /// The next physical line from `at`: (content end, start of the next line).
-    fn physical(&self, at: usize) -> (usize, usize) {
-        let rest = self.data.get(at..).unwrap_or_default();
-        match memchr::memchr2(b'\n', b'\r', rest) {
+    #[inline]
+    fn physical(&mut self, at: usize) -> (usize, usize) {
+        match self.breaks.next_from(at) {
             None => (self.data.len(), self.data.len()),
-            Some(i) => {
-                let end = at + i;
-                let next =
-                    if rest.get(i) == Some(&b'\r') && rest.get(i + 1) == Some(&b'\n') { end + 2 } else { end + 1 };
-                (end, next)
+            Some(end) => {
+                let crlf = self.data.get(end) == Some(&b'\r') && self.data.get(end + 1) == Some(&b'\n');
+                (end, if crlf { end + 2 } else { end + 1 })
             }
         }
     }
@@ -45,30 +44,108 @@ impl<'a> Lines<'a> {
     fn continues_at(&self, at: usize) -> bool {
         matches!(self.data.get(at), Some(b' ' | b'\t'))
     }
-}
 
-impl<'a> Iterator for Lines<'a> {
-    type Item = Line<'a>;
-
-    fn next(&mut self) -> Option<Line<'a>> {
+    /// The next logical line, or `None` at the end.
+    #[inline]
+    pub(crate) fn next_line(&mut self) -> Option<Line<'_>> {
         if self.pos >= self.data.len() {
             return None;
         }
         let start = self.pos;
         let (end, mut next) = self.physical(start);
-        let first = self.data.get(start..end).unwrap_or_default();
+        let data = self.data;
+        let first = data.get(start..end).unwrap_or_default();
         if !self.continues_at(next) || end == start {
             self.pos = next;
-            return Some(Line { offset: start, end: next, text: Cow::Borrowed(first) });
+            return Some(Line { offset: start, end: next, text: first });
         }
-        let mut text = first.to_vec();
+        self.joined.clear();
+        self.joined.extend_from_slice(first);
         while self.continues_at(next) {
             let (cend, cnext) = self.physical(next);
-            text.extend_from_slice(self.data.get(next + 1..cend).unwrap_or_default());
+            self.joined.extend_from_slice(data.get(next + 1..cend).unwrap_or_default());
             next = cnext;
         }
         self.pos = next;
-        Some(Line { offset: start, end: next, text: Cow::Owned(text) })
+        Some(Line { offset: start, end: next, text: &self.joined })
+    }
+}
+
+/// Finds line terminators (CR or LF) a 64-byte block at a time: one bit mask per block instead
+/// of one search call per line.
+#[derive(Debug, Clone)]
+struct Breaks<'a> {
+    data: &'a [u8],
+    /// Start of the block `mask` describes.
+    block: usize,
+    /// Terminator positions in the block, as bits; cleared as they are passed.
+    mask: u64,
+}
+
+const BLOCK: usize = 64;
+
+/// Bit `i` set when byte `i` of a 64-byte chunk is below 0x0E, which CR and LF are: eight bytes
+/// at a time in a `u64` (SWAR), then packed to one bit per byte. The lowest bit of each word is
+/// exact; higher ones may be false (a borrow), so [`Breaks`] checks the byte of every hit.
+fn chunk_mask(chunk: &[u8]) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut mask = 0u64;
+    for (i, word) in chunk.chunks_exact(8).enumerate() {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(word);
+        let w = u64::from_le_bytes(bytes);
+        let hits = (w.wrapping_sub(ONES * 0x0E) & !w & HIGH) >> 7;
+        // Gathers bit 8k to bit 56 + k (no two partial products meet, so no carries).
+        mask |= (hits.wrapping_mul(0x0102_0408_1020_4080) >> 56) << (8 * i);
+    }
+    mask
+}
+
+impl<'a> Breaks<'a> {
+    fn new(data: &'a [u8]) -> Self {
+        let mut breaks = Self { data, block: 0, mask: 0 };
+        breaks.mask = breaks.block_mask(0);
+        breaks
+    }
+
+    fn block_mask(&self, block: usize) -> u64 {
+        let rest = self.data.get(block..).unwrap_or_default();
+        if let Some(chunk) = rest.get(..BLOCK) {
+            return chunk_mask(chunk);
+        }
+        // The last, partial block: zero bytes are not terminators.
+        let mut padded = [0u8; BLOCK];
+        for (slot, &b) in padded.iter_mut().zip(rest) {
+            *slot = b;
+        }
+        chunk_mask(&padded)
+    }
+
+    /// The first terminator at or after `at`.
+    #[inline]
+    fn next_from(&mut self, at: usize) -> Option<usize> {
+        if at >= self.block + BLOCK || at < self.block {
+            self.block = at - at % BLOCK;
+            self.mask = self.block_mask(self.block);
+        }
+        // Forget terminators before `at` (`at - block` < 64).
+        self.mask &= u64::MAX << (at - self.block);
+        loop {
+            while self.mask == 0 {
+                self.block += BLOCK;
+                if self.block >= self.data.len() {
+                    return None;
+                }
+                self.mask = self.block_mask(self.block);
+            }
+            let at = self.block + self.mask.trailing_zeros() as usize;
+            if matches!(self.data.get(at), Some(b'\n' | b'\r')) {
+                return Some(at);
+            }
+            // A tab or another control byte (or a borrow's false hit).
+            self.mask &= self.mask - 1;
+        }
     }
 }
 
@@ -106,16 +183,8 @@ impl<'a> ContentLine<'a> {
         if rest.first() == Some(&b':') {
             return Some(Self { name, params: &[], value: rest.get(1..)? });
         }
-        // Parameters: the value starts at the first ':' outside double quotes.
-        let mut at = 0;
-        loop {
-            let i = at + memchr::memchr2(b'"', b':', rest.get(at..)?)?;
-            if rest.get(i) == Some(&b':') {
-                return Some(Self { name, params: rest.get(..i)?, value: rest.get(i + 1..)? });
-            }
-            // An opening quote: skip to the closing one.
-            at = i + 1 + memchr::memchr(b'"', rest.get(i + 1..)?)? + 1;
-        }
+        let sep = value_separator(rest, 0)?;
+        Some(Self { name, params: rest.get(..sep)?, value: rest.get(sep + 1..)? })
     }
 
     /// Whether the name equals `upper` (an upper-case ASCII name), ignoring case.
@@ -132,6 +201,26 @@ impl<'a> ContentLine<'a> {
     /// The value of parameter `upper`, without surrounding quotes.
     pub(crate) fn param(&self, upper: &[u8]) -> Option<&'a [u8]> {
         self.params().find(|(n, _)| n.eq_ignore_ascii_case(upper)).map(|(_, v)| unquote(v))
+    }
+}
+
+/// The length of the property name that starts `line`: the run of name bytes.
+pub(crate) fn name_len(line: &[u8]) -> usize {
+    line.iter().position(|&b| !NAME_BYTE[usize::from(b)]).unwrap_or(line.len())
+}
+
+/// Where the value starts: the offset of the first `:` at or after `from` that lies outside
+/// double quotes (parameter values may quote `:` and `;`). `None` when there is none, or a
+/// quote is never closed.
+pub(crate) fn value_separator(line: &[u8], from: usize) -> Option<usize> {
+    let mut at = from;
+    loop {
+        let i = at + memchr::memchr2(b'"', b':', line.get(at..)?)?;
+        if line.get(i) == Some(&b':') {
+            return Some(i);
+        }
+        // An opening quote: skip to the closing one.
+        at = i + 1 + memchr::memchr(b'"', line.get(i + 1..)?)? + 1;
     }
 }
 
@@ -185,7 +274,25 @@ mod tests {
     use super::*;
 
     fn texts(data: &[u8]) -> Vec<Vec<u8>> {
-        Lines::new(data).map(|l| l.text.into_owned()).collect()
+        let mut lines = Lines::new(data);
+        let mut out = Vec::new();
+        while let Some(l) = lines.next_line() {
+            out.push(l.text.to_vec());
+        }
+        out
+    }
+
+    #[test]
+    fn terminators_across_blocks() {
+        // Lines of every length around the 64-byte block size, with every ending.
+        for ending in ["\r\n", "\n", "\r"] {
+            let lines: Vec<String> = (0..200).map(|i| format!("X-{i}:{}", "v".repeat(i % 131))).collect();
+            let data = lines.iter().map(|l| [l.as_str(), ending].concat()).collect::<String>();
+            let want: Vec<Vec<u8>> = lines.iter().map(|l| l.as_bytes().to_vec()).collect();
+            assert_eq!(texts(data.as_bytes()), want, "ending {ending:?}");
+            let unterminated = data.strip_suffix(ending).unwrap();
+            assert_eq!(texts(unterminated.as_bytes()), want, "ending {ending:?}, no final terminator");
+        }
     }
 
     #[test]

@@ -16,8 +16,9 @@ use crate::ics::lines::{ContentLine, Lines};
 pub(crate) fn details(raw: &str) -> EventDetails {
     let mut out = EventDetails::default();
     let mut depth = 0usize;
-    for line in Lines::new(raw.as_bytes()) {
-        let Some(cl) = ContentLine::split(&line.text) else {
+    let mut lines = Lines::new(raw.as_bytes());
+    while let Some(line) = lines.next_line() {
+        let Some(cl) = ContentLine::split(line.text) else {
             if !line.text.is_empty() {
                 out.problems.push(format!("unreadable line at byte {}", line.offset));
             }

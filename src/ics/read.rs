@@ -8,9 +8,10 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::analyze::{Analysis, Analyzer, analyze};
 use crate::error::{Error, ErrorKind, Result};
-use crate::event::{Analysis, Analyzer, Event, RawText, analyze};
-use crate::fingerprint::FingerprintPolicy;
+use crate::event::{Event, RawText};
+use crate::fingerprint::{FingerprintPolicy, canonicalize};
 use crate::ics::lines::{ContentLine, Lines};
 use crate::ics::parse::{basic_date, basic_date_time};
 use crate::ics::zones::{Resolution, Zones};
@@ -171,6 +172,7 @@ pub fn read_feed_owned(calendar: &CalendarId, bytes: Vec<u8>, options: &ReadOpti
     let mut reader = Reader {
         calendar,
         options,
+        policy: Arc::new(options.policy.clone()),
         zones: Zones::default(),
         warnings: Vec::new(),
         problems: Vec::new(),
@@ -252,8 +254,9 @@ fn scan(data: &[u8], base: usize, reader: &mut Reader<'_>) -> Result<Scan> {
     let mut calendars = 0usize;
     let mut blank_lines = 0usize;
     let mut outside_lines = 0usize;
-    for line in Lines::new(data) {
-        let text: &[u8] = &line.text;
+    let mut lines = Lines::new(data);
+    while let Some(line) = lines.next_line() {
+        let text: &[u8] = line.text;
         let at = line.offset + base;
         if text.len() > limits.max_line_bytes {
             return Err(ScanError::LineTooLong { at, max: limits.max_line_bytes }.into());
@@ -263,7 +266,7 @@ fn scan(data: &[u8], base: usize, reader: &mut Reader<'_>) -> Result<Scan> {
             continue;
         }
         if let Some(start) = active {
-            analyzer.line(line.offset.saturating_sub(start), text, &options.policy);
+            analyzer.line(line.offset.saturating_sub(start), line.end.saturating_sub(start), text, &options.policy);
         }
         let Some((is_begin, name)) = structure(text) else {
             match stack.as_slice() {
@@ -291,7 +294,7 @@ fn scan(data: &[u8], base: usize, reader: &mut Reader<'_>) -> Result<Scan> {
                 }
                 let in_calendar = !stack.is_empty();
                 if name.as_slice() == b"VEVENT" && in_calendar {
-                    analyzer.line(0, text, &options.policy);
+                    analyzer.line(0, line.end.saturating_sub(line.offset), text, &options.policy);
                     active = Some(line.offset);
                 }
                 current = Some((name, line.offset, in_calendar));
@@ -304,15 +307,9 @@ fn scan(data: &[u8], base: usize, reader: &mut Reader<'_>) -> Result<Scan> {
             open => return Err(unbalanced(name, open, at).into()),
         }
         if let Some((name, start, in_calendar)) = current.take_if(|_| is_top_level(&stack, name)) {
-            let analysis = active.take().map(|_| analyzer.finish());
-            reader.component(
-                name,
-                data.get(start..line.end).unwrap_or_default(),
-                (start, line.end),
-                base,
-                in_calendar,
-                analysis,
-            );
+            let bytes = data.get(start..line.end).unwrap_or_default();
+            let analysis = active.take().map(|_| analyzer.finish(bytes));
+            reader.component(name, bytes, (start, line.end), base, in_calendar, analysis);
         }
     }
     if let Some(open) = stack.last() {
@@ -377,6 +374,10 @@ impl From<ScanError> for Error {
 
 /// `BEGIN:`/`END:` lines (case-insensitive keyword), with the raw name.
 fn structure(line: &[u8]) -> Option<(bool, &[u8])> {
+    // Most lines are properties: one byte rules them out.
+    if !matches!(line.first(), Some(b'B' | b'b' | b'E' | b'e')) {
+        return None;
+    }
     let starts = |prefix: &[u8]| line.get(..prefix.len()).is_some_and(|p| p.eq_ignore_ascii_case(prefix));
     if starts(b"BEGIN:") {
         line.get(6..).map(|name| (true, name))
@@ -429,6 +430,8 @@ fn component_name(raw: &[u8]) -> Option<Name> {
 struct Reader<'a> {
     calendar: &'a CalendarId,
     options: &'a ReadOptions,
+    /// The fingerprint policy, shared by every event for its deferred fingerprint.
+    policy: Arc<FingerprintPolicy>,
     zones: Zones,
     warnings: Vec<String>,
     problems: Vec<Problem>,
@@ -514,13 +517,13 @@ impl Reader<'_> {
         };
         let uid_text = analysis.fields.uid.clone().filter(|u| !u.is_empty());
         let uid_ref = uid_text.as_deref();
-        if let Some(at) = analysis.canon.first_malformed {
+        if let Some(at) = analysis.first_malformed {
             self.problem(offset + at, uid_ref, "malformed content line");
             return None;
         }
         match &analysis.fields.dtstart {
-            Some((value, is_date)) if usable_time(value, *is_date) => {}
-            Some((value, _)) => {
+            Some(Ok(())) => {}
+            Some(Err(value)) => {
                 self.problem(offset, uid_ref, format!("unreadable DTSTART {value:?}"));
                 return None;
             }
@@ -529,20 +532,24 @@ impl Reader<'_> {
                 return None;
             }
         }
-        for rule in analysis.fields.rrules.iter().filter(|r| !r.is_empty()) {
-            if let Err(why) = check_rrule(rule) {
-                self.problem(offset, uid_ref, format!("unreadable RRULE {rule:?}: {why}"));
-                return None;
-            }
+        if let Some(why) = &analysis.fields.rrule_problem {
+            self.problem(offset, uid_ref, why.clone());
+            return None;
         }
-        self.empty_rrules += analysis.fields.rrules.iter().filter(|r| r.is_empty()).count();
+        self.empty_rrules += analysis.fields.empty_rrules;
+        let mut canonical = None;
         let uid = match uid_text.as_deref().map(Uid::new) {
             Some(Ok(uid)) => uid,
             Some(Err(e)) => {
                 self.problem(offset, uid_ref, format!("invalid UID: {e}"));
                 return None;
             }
-            None => self.synthesize(&analysis)?,
+            None => {
+                let canon = canonicalize(text.as_bytes(), &self.options.policy);
+                let uid = self.synthesize(canon.fingerprint)?;
+                canonical = Some(canon);
+                uid
+            }
         };
         let recurrence_id = match &analysis.fields.rid {
             None => None,
@@ -560,11 +567,14 @@ impl Reader<'_> {
             (Cow::Borrowed(_), Some(buf)) => RawText::shared(buf, offset, offset + bytes.len()),
             _ => RawText::owned(text.into_owned()),
         };
-        Some(Event::assemble(key, analysis, raw))
+        let event = Event::assemble(key, &analysis, raw, Some(Arc::clone(&self.policy)));
+        Some(match canonical {
+            Some(canon) => event.with_canonical(canon),
+            None => event,
+        })
     }
 
-    fn synthesize(&mut self, analysis: &Analysis) -> Option<Uid> {
-        let fp = analysis.canon.fingerprint;
+    fn synthesize(&mut self, fp: crate::Fingerprint) -> Option<Uid> {
         let n = self.synthesized.entry(fp.as_u128()).or_default();
         *n += 1;
         let text = if *n == 1 { format!("calscope-synth-{fp}") } else { format!("calscope-synth-{fp}-{n}") };
@@ -633,54 +643,6 @@ impl Reader<'_> {
             self.warnings.push(format!("{duplicates} keys appear more than once; the newest copy is kept"));
         }
     }
-}
-
-/// Whether a DTSTART value is a readable DATE or DATE-TIME (a DATE-TIME under VALUE=DATE is
-/// accepted: venue feeds write it).
-fn usable_time(value: &str, _is_date: bool) -> bool {
-    let v = value.trim();
-    let v = v.strip_suffix(['Z', 'z']).unwrap_or(v);
-    basic_date_time(v).is_some() || basic_date(v).is_some()
-}
-
-/// Checks an RRULE: known parts only, FREQ present, no part twice.
-fn check_rrule(rule: &str) -> std::result::Result<(), String> {
-    const PARTS: [&str; 14] = [
-        "FREQ",
-        "UNTIL",
-        "COUNT",
-        "INTERVAL",
-        "BYSECOND",
-        "BYMINUTE",
-        "BYHOUR",
-        "BYDAY",
-        "BYMONTHDAY",
-        "BYYEARDAY",
-        "BYWEEKNO",
-        "BYMONTH",
-        "BYSETPOS",
-        "WKST",
-    ];
-    const FREQS: [&str; 7] = ["SECONDLY", "MINUTELY", "HOURLY", "DAILY", "WEEKLY", "MONTHLY", "YEARLY"];
-    let mut seen: Vec<String> = Vec::new();
-    for part in rule.split(';').filter(|p| !p.trim().is_empty()) {
-        let (name, value) = part.split_once('=').ok_or_else(|| format!("part {part:?} has no value"))?;
-        let name = name.trim().to_ascii_uppercase();
-        if !PARTS.contains(&name.as_str()) && !name.starts_with("X-") {
-            return Err(format!("unknown part {name}"));
-        }
-        if seen.contains(&name) {
-            return Err(format!("{name} given twice"));
-        }
-        if name == "FREQ" && !FREQS.contains(&value.trim().to_ascii_uppercase().as_str()) {
-            return Err(format!("unknown FREQ {value}"));
-        }
-        seen.push(name);
-    }
-    if !seen.iter().any(|n| n == "FREQ") {
-        return Err("no FREQ".to_owned());
-    }
-    Ok(())
 }
 
 /// Decodes Windows-1252 (a superset of Latin-1 for printable text) to UTF-8.
@@ -770,14 +732,6 @@ mod tests {
         assert_eq!(r.events.len(), 2);
         assert!(r.events[0].raw().ends_with("END:VEVENT\r\n"));
         assert!(r.events[0].raw().contains("END:VALARM"));
-    }
-
-    #[test]
-    fn rrule_checks() {
-        assert!(check_rrule("FREQ=WEEKLY;BYDAY=MO,TU").is_ok());
-        assert!(check_rrule("FREQ=DAILY;UNTL=20191023").is_err());
-        assert!(check_rrule("BYDAY=MO").is_err());
-        assert!(check_rrule("FREQ=DAILY;FREQ=WEEKLY").is_err());
     }
 
     #[test]

@@ -53,8 +53,9 @@ impl Zones {
         let mut observances = Vec::new();
         let mut current: Option<Observance> = None;
         let mut depth = 0usize;
-        for line in Lines::new(component) {
-            let Some(cl) = ContentLine::split(&line.text) else { continue };
+        let mut lines = Lines::new(component);
+        while let Some(line) = lines.next_line() {
+            let Some(cl) = ContentLine::split(line.text) else { continue };
             let value = String::from_utf8_lossy(cl.value);
             let value = value.trim();
             if cl.is(b"BEGIN") {
