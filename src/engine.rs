@@ -138,6 +138,12 @@ pub struct SyncReport {
 }
 
 impl SyncReport {
+    /// A report over calendar reports (for hosts that drive [`Engine::sync`] themselves, to
+    /// show progress, say).
+    pub fn from_calendars(calendars: Vec<CalendarReport>) -> Self {
+        Self { calendars }
+    }
+
     /// Whether every calendar synced.
     #[must_use]
     pub fn is_ok(&self) -> bool {
@@ -303,17 +309,10 @@ impl<S: Store> Engine<S> {
         if self.options.dry_run || (plan.is_empty() && cursor == head_cursor) {
             return Ok(Outcome { plan, warnings: Vec::new() });
         }
-        // Parse what is about to be written outside the store's transaction.
-        let mut problems = Vec::new();
-        for event in plan.changes().iter().filter_map(crate::plan::Change::event) {
-            for p in &event.details().problems {
-                problems.push(format!("{}: {p}", event.key()));
-            }
-        }
         let applied = self.store.apply(ApplyRequest::new(&plan, expected, cursor.as_ref())).await?;
         // The store checked before committing; a store that did not is caught here.
         plan.check_rows(&applied.rows)?;
-        Ok(Outcome { plan, warnings: problems })
+        Ok(Outcome { plan, warnings: applied.warnings })
     }
 }
 

@@ -242,6 +242,17 @@ impl Event {
         self.details.get_or_init(|| Arc::new(crate::ics::parse::details(self.raw())))
     }
 
+    /// The fields hosts schedule with, parsed now and not kept: stores that write many events
+    /// call this, so a sync never holds every event's fields at once. Answers a copy when
+    /// [`details`](Self::details) already parsed them.
+    #[must_use]
+    pub fn parse_details(&self) -> EventDetails {
+        match self.details.get() {
+            Some(details) => EventDetails::clone(details),
+            None => crate::ics::parse::details(self.raw()),
+        }
+    }
+
     /// Names of the properties that differ from a stored version with digest `stored`.
     ///
     /// Names of properties this version no longer has are resolved from the standard

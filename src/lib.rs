@@ -76,6 +76,8 @@
 //! | feature | what it adds |
 //! |---|---|
 //! | *(none)* | the core: ids, events, fingerprints, planner, engine, the iCalendar reader, memory source and store, `IcsSource` for files and bytes |
+//! | `sqlite` *(default)* | [`SqliteStore`]: the embedded default store (rusqlite with the bundled SQLite) |
+//! | `testkit` | [`testkit`]: conformance checks a host runs against its own `Store` (not semver-stable) |
 //! | `http` | `IcsSource::from_url`: feeds over http(s) with conditional GETs (reqwest, rustls with the ring provider; needs a Tokio runtime) |
 
 mod analyze;
@@ -90,6 +92,8 @@ mod providers;
 mod source;
 mod store;
 mod stores;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 mod tz;
 
 pub use engine::{CalendarReport, Engine, SyncJob, SyncOptions, SyncReport, SyncStatus};
@@ -107,6 +111,15 @@ pub use providers::memory::MemorySource;
 pub use source::{CalendarInfo, CalendarSource, Capabilities, Changes, Delta, FetchRequest, Fetched, Snapshot};
 pub use store::{Applied, ApplyRequest, CalendarHead, LoadScope, Revision, Store, StoredEntry, StoredState};
 pub use stores::memory::{MemoryStore, WriteStats};
+#[cfg(feature = "sqlite")]
+pub use stores::sqlite::SqliteStore;
+/// The SQLite store's module: [`SqliteStore`], its schema version, and the `rusqlite` it is
+/// built on (for host queries through [`SqliteStore::with_connection`]).
+#[cfg(feature = "sqlite")]
+pub mod sqlite {
+    pub use crate::stores::sqlite::{SCHEMA_VERSION, SqliteStore};
+    pub use rusqlite;
+}
 
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

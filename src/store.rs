@@ -341,12 +341,22 @@ pub struct Applied {
     pub revision: Revision,
     /// Rows affected by each change, in plan order.
     pub rows: Vec<u64>,
+    /// What the store could not interpret while writing (a store that parses
+    /// [`EventDetails`](crate::EventDetails) into columns reports their problems here). The
+    /// engine adds them to the calendar's warnings.
+    pub warnings: Vec<String>,
 }
 
 impl Applied {
     /// An apply outcome.
     pub fn new(revision: Revision, rows: Vec<u64>) -> Self {
-        Self { revision, rows }
+        Self { revision, rows, warnings: Vec::new() }
+    }
+
+    /// The same outcome with warnings.
+    pub fn with_warnings(mut self, warnings: Vec<String>) -> Self {
+        self.warnings = warnings;
+        self
     }
 }
 

@@ -10,3 +10,4 @@ mod http;
 mod ics;
 mod planner;
 mod props;
+mod stores;

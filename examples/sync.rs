@@ -1,0 +1,212 @@
+//! Syncs calendars from .ics files and http(s) feeds into a SQLite database, writing only what
+//! changed.
+//!
+//! ```text
+//! cargo run --release --example sync -- --db FILE [--json] [--dry-run] [--allow-empty] \
+//!     [--allow-mass-change] [--concurrency N] ID=SOURCE ...
+//! ```
+//!
+//! SOURCE is a path to an .ics file or an `http(s)://` feed URL. Prints a table per calendar
+//! (or, with `--json`, exactly one JSON object on stdout). Exit status: 0 when every calendar
+//! synced, 1 when any failed (the others are still committed), 2 for usage errors.
+
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use calscope::{
+    CalendarId, CalendarReport, CalendarSource, Engine, HttpConfig, IcsSource, PlanOptions, SqliteStore, SyncOptions,
+    SyncReport,
+};
+use futures::StreamExt;
+
+const USAGE: &str =
+    "usage: sync --db FILE [--json] [--dry-run] [--allow-empty] [--allow-mass-change] [--concurrency N] ID=SOURCE ...
+  SOURCE is a path to an .ics file or an http(s):// feed URL";
+
+#[allow(clippy::struct_excessive_bools)] // command-line flags
+struct Args {
+    db: String,
+    json: bool,
+    dry_run: bool,
+    allow_empty: bool,
+    allow_mass_change: bool,
+    concurrency: usize,
+    calendars: Vec<(CalendarId, Box<dyn CalendarSource>)>,
+}
+
+fn main() -> ExitCode {
+    let args = match parse(std::env::args().skip(1)) {
+        Ok(args) => args,
+        Err(message) => {
+            eprintln!("sync: {message}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let store = match SqliteStore::open(&args.db) {
+        Ok(store) => store,
+        Err(e) => {
+            eprintln!("sync: cannot open {}: {e}", args.db);
+            return ExitCode::from(2);
+        }
+    };
+    // reqwest (http feeds) needs a Tokio runtime; file sources would run on any executor.
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("sync: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let started = Instant::now();
+    let report = runtime.block_on(run(&args, store));
+    if args.json {
+        print_json(&report, started.elapsed().as_secs_f64());
+    } else {
+        print_table(&report, started.elapsed().as_secs_f64());
+    }
+    if report.is_ok() { ExitCode::SUCCESS } else { ExitCode::from(1) }
+}
+
+fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
+    let mut db = None;
+    let (mut json, mut dry_run, mut allow_empty, mut allow_mass_change) = (false, false, false, false);
+    let mut concurrency = 4;
+    let mut pairs = Vec::new();
+    while let Some(arg) = argv.next() {
+        match arg.as_str() {
+            "--db" => db = Some(argv.next().ok_or("--db needs a FILE")?),
+            "--json" => json = true,
+            "--dry-run" => dry_run = true,
+            "--allow-empty" => allow_empty = true,
+            "--allow-mass-change" => allow_mass_change = true,
+            "--concurrency" => {
+                let n = argv.next().ok_or("--concurrency needs a number")?;
+                concurrency =
+                    n.parse().ok().filter(|&n| n > 0).ok_or(format!("--concurrency: {n:?} is not a count"))?;
+            }
+            "-h" | "--help" => return Err("help".to_owned()),
+            flag if flag.starts_with("--") => return Err(format!("unknown option {flag}")),
+            pair => pairs.push(pair.to_owned()),
+        }
+    }
+    let db = db.ok_or("--db FILE is required")?;
+    if pairs.is_empty() {
+        return Err("no calendars: give at least one ID=SOURCE".to_owned());
+    }
+    let mut calendars: Vec<(CalendarId, Box<dyn CalendarSource>)> = Vec::new();
+    for pair in pairs {
+        let (id, source) = pair.split_once('=').ok_or(format!("{pair:?} is not ID=SOURCE"))?;
+        let id = CalendarId::new(id).map_err(|e| format!("{pair:?}: bad calendar id: {e}"))?;
+        if calendars.iter().any(|(c, _)| *c == id) {
+            return Err(format!("calendar {id} is given twice"));
+        }
+        calendars.push((id.clone(), source_for(id, source)?));
+    }
+    Ok(Args { db, json, dry_run, allow_empty, allow_mass_change, concurrency, calendars })
+}
+
+fn source_for(id: CalendarId, source: &str) -> Result<Box<dyn CalendarSource>, String> {
+    let lower = source.to_ascii_lowercase();
+    if lower.starts_with("http://") || lower.starts_with("https://") {
+        return IcsSource::from_url(id.clone(), source, HttpConfig::default())
+            .map(|s| Box::new(s) as Box<dyn CalendarSource>)
+            .map_err(|e| format!("{id}: {e}"));
+    }
+    if let Some((scheme, _)) = source.split_once("://") {
+        return Err(format!("{id}: unsupported source scheme {scheme:?} (use a file path or an http(s) URL)"));
+    }
+    if source.is_empty() {
+        return Err(format!("{id}: empty SOURCE"));
+    }
+    Ok(Box::new(IcsSource::from_file(id, source)))
+}
+
+async fn run(args: &Args, store: SqliteStore) -> SyncReport {
+    let plan = PlanOptions::default().allow_empty(args.allow_empty).allow_mass_change(args.allow_mass_change);
+    let options = SyncOptions::default().plan(plan).dry_run(args.dry_run).concurrency(args.concurrency);
+    let engine = Engine::new(store).with_options(options);
+    // A progress line on a terminal (never on a pipe), updated as calendars finish.
+    let progress = std::io::stderr().is_terminal() && args.calendars.len() > 1;
+    let total = args.calendars.len();
+    let mut done = 0usize;
+    let mut reports: Vec<(usize, CalendarReport)> = Vec::with_capacity(total);
+    let mut stream = futures::stream::iter(args.calendars.iter().enumerate())
+        .map(|(i, (id, source))| {
+            let engine = &engine;
+            async move { (i, engine.sync(source.as_ref(), id).await) }
+        })
+        .buffer_unordered(args.concurrency);
+    while let Some((i, report)) = stream.next().await {
+        done += 1;
+        if progress {
+            let width = 30;
+            let filled = done * width / total;
+            eprint!("\r[{}{}] {done}/{total} {}", "#".repeat(filled), " ".repeat(width - filled), report.calendar);
+            let _ = std::io::stderr().flush();
+        }
+        reports.push((i, report));
+    }
+    if progress {
+        eprint!("\r{}\r", " ".repeat(80));
+    }
+    reports.sort_by_key(|(i, _)| *i);
+    SyncReport::from_calendars(reports.into_iter().map(|(_, r)| r).collect())
+}
+
+fn print_table(report: &SyncReport, secs: f64) {
+    println!(
+        "{:<24} {:>6} {:>9} {:>8} {:>8} {:>10} {:>9} {:>10}",
+        "calendar", "status", "inserted", "updated", "deleted", "unchanged", "warnings", "time"
+    );
+    for c in &report.calendars {
+        println!(
+            "{:<24} {:>6} {:>9} {:>8} {:>8} {:>10} {:>9} {:>8.1}ms",
+            c.calendar.as_str(),
+            if c.is_ok() { "ok" } else { "error" },
+            c.inserted,
+            c.updated,
+            c.deleted,
+            c.unchanged,
+            c.warnings.len(),
+            c.duration_ms
+        );
+    }
+    for c in &report.calendars {
+        if let Some(error) = &c.error {
+            println!("error   {}: {error}", c.calendar);
+        }
+        for w in c.warnings.iter().take(5) {
+            println!("warning {}: {w}", c.calendar);
+        }
+        if c.warnings.len() > 5 {
+            println!("warning {}: … and {} more", c.calendar, c.warnings.len() - 5);
+        }
+    }
+    let failed = report.failed().count();
+    println!("{} calendars, {failed} failed, {} rows written in {:.2}s", report.calendars.len(), report.writes(), secs);
+}
+
+fn print_json(report: &SyncReport, secs: f64) {
+    let mut value = match serde_json::to_value(report) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("sync: cannot serialize the report: {e}");
+            return;
+        }
+    };
+    // A dry run's plans hold every event: the counts say what would change.
+    if let Some(calendars) = value.get_mut("calendars").and_then(serde_json::Value::as_array_mut) {
+        for c in calendars.iter_mut().filter_map(serde_json::Value::as_object_mut) {
+            c.remove("plan");
+        }
+    }
+    if let Some(object) = value.as_object_mut() {
+        object.insert("ok".to_owned(), report.is_ok().into());
+        object.insert("writes".to_owned(), report.writes().into());
+        object.insert("duration_ms".to_owned(), (secs * 1000.0).into());
+    }
+    println!("{value}");
+}

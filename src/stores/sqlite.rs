@@ -1,0 +1,550 @@
+//! [`SqliteStore`]: the embedded default store, one SQLite file (feature `sqlite`).
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use futures::channel::oneshot;
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::event::{Event, EventStatus, EventTime, Transparency};
+use crate::fingerprint::{Fingerprint, PropertyDigest, SourceHash};
+use crate::id::{CalendarId, Cursor, Etag, EventKey, Href, RecurrenceId, Uid};
+use crate::plan::{Change, Plan};
+use crate::store::{Applied, ApplyRequest, CalendarHead, LoadScope, Revision, Store, StoredEntry, StoredState};
+
+/// The schema version this build writes (`PRAGMA user_version`).
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Schema migrations, in order: entry `i` takes a database from version `i` to `i + 1`. A later
+/// version appends entries (`ALTER TABLE … ADD COLUMN`, new indexes); existing rows are never
+/// rewritten, so an upgrade costs no write amplification.
+const MIGRATIONS: [&str; 1] = [r"
+CREATE TABLE IF NOT EXISTS calendars (
+    calendar_id TEXT PRIMARY KEY NOT NULL,
+    cursor      TEXT,
+    revision    INTEGER NOT NULL,
+    events      INTEGER NOT NULL,
+    updated_at  TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS events (
+    calendar_id   TEXT NOT NULL,
+    uid           TEXT NOT NULL,
+    recurrence_id TEXT NOT NULL,
+    summary       TEXT,
+    location      TEXT,
+    description   TEXT,
+    starts_at     TEXT,
+    ends_at       TEXT,
+    all_day       INTEGER NOT NULL,
+    tzid          TEXT,
+    rrule         TEXT,
+    status        TEXT,
+    transparency  TEXT,
+    sequence      INTEGER,
+    fingerprint   BLOB NOT NULL,
+    source_hash   BLOB,
+    digest        BLOB,
+    href          TEXT,
+    etag          TEXT,
+    raw           TEXT NOT NULL,
+    updated_at    TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS events_key ON events (calendar_id, uid, recurrence_id);
+CREATE INDEX IF NOT EXISTS events_time ON events (calendar_id, starts_at, ends_at);
+CREATE INDEX IF NOT EXISTS events_href ON events (calendar_id, href) WHERE href IS NOT NULL;
+"];
+
+const UPSERT: &str = "
+INSERT INTO events (calendar_id, uid, recurrence_id, summary, location, description, starts_at, ends_at,
+                    all_day, tzid, rrule, status, transparency, sequence, fingerprint, source_hash, digest,
+                    href, etag, raw, updated_at)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)
+ON CONFLICT (calendar_id, uid, recurrence_id) DO UPDATE SET
+    summary = excluded.summary, location = excluded.location, description = excluded.description,
+    starts_at = excluded.starts_at, ends_at = excluded.ends_at, all_day = excluded.all_day,
+    tzid = excluded.tzid, rrule = excluded.rrule, status = excluded.status,
+    transparency = excluded.transparency, sequence = excluded.sequence,
+    fingerprint = excluded.fingerprint, source_hash = excluded.source_hash, digest = excluded.digest,
+    href = excluded.href, etag = excluded.etag, raw = excluded.raw, updated_at = excluded.updated_at
+WHERE events.fingerprint IS NOT excluded.fingerprint";
+
+const DELETE: &str = "DELETE FROM events WHERE calendar_id = ?1 AND uid = ?2 AND recurrence_id = ?3";
+
+const ENTRY_COLUMNS: &str = "uid, recurrence_id, fingerprint, source_hash, digest, href, etag";
+
+/// The embedded default [`Store`]: one SQLite file, in WAL mode.
+///
+/// # Schema (version [`SCHEMA_VERSION`], created idempotently on open)
+///
+/// - **`events`**: one row per stored event. The key is (`calendar_id`, `uid`,
+///   `recurrence_id`) under a unique index; `recurrence_id` is the normalized RECURRENCE-ID of
+///   an override ([`RecurrenceId`]'s text form) and the empty string for a master or single
+///   event, so that uniqueness holds for masters too (a NULL in a unique index would not).
+///   For scheduling queries: `summary`, `location`, `description`, `starts_at` and `ends_at`
+///   (UTC, `YYYY-MM-DDTHH:MM:SSZ`, so text order is time order; NULL when a zone is unknown),
+///   `all_day`, `tzid` (the start's zone as written), `rrule` (the rule text; a recurring
+///   event's row is its first occurrence: expanding it is the host's job), `status`
+///   (`tentative`, `confirmed`, `cancelled` or as written), `transparency` (`opaque`,
+///   `transparent`), `sequence`. For sync: `fingerprint` (16 bytes), `source_hash` (16 bytes),
+///   `digest` (the property digest), `href`, `etag`, `raw` (the component as received) and
+///   `updated_at` (when calscope last wrote the row). Indexes: the key, (`calendar_id`,
+///   `starts_at`, `ends_at`) and (`calendar_id`, `href`).
+/// - **`calendars`**: one row per applied calendar: `cursor`, `revision`, `events` (the row
+///   count) and `updated_at`.
+///
+/// The version lives in `PRAGMA user_version`. A later version migrates with `ALTER TABLE`
+/// and new indexes; it never rewrites rows. A database written by a newer version is refused.
+///
+/// # Writes
+///
+/// One transaction per apply (`BEGIN IMMEDIATE`): the revision check, every change, and the
+/// calendar's cursor. Upserts run `INSERT … ON CONFLICT (calendar_id, uid, recurrence_id) DO
+/// UPDATE … WHERE events.fingerprint IS NOT excluded.fingerprint`, deletes name the full key,
+/// and every statement's affected-row count goes through [`Plan::check_rows`] before commit.
+/// Statements are prepared once and cached.
+///
+/// # Async hosts
+///
+/// The connection lives on a thread of its own; every call is sent to it and awaited through a
+/// channel, so `load` and `apply` never block the caller's executor, whatever the runtime (or
+/// none: `futures::executor::block_on` works). Calls run one at a time, in order, which is how
+/// SQLite takes writes anyway. Scheduling fields are parsed on that thread, one event at a time,
+/// so a large first sync never holds every event's fields at once.
+///
+/// # Example
+/// ```
+/// use calscope::{CalendarId, Engine, Event, FingerprintPolicy, MemorySource, SqliteStore};
+/// # futures::executor::block_on(async {
+/// let store = SqliteStore::open_in_memory()?;
+/// let cal = CalendarId::new("work")?;
+/// let source = MemorySource::new();
+/// source.put(Event::from_ics(&cal, "BEGIN:VEVENT\r\nUID:1\r\nDTSTART:20260105T090000Z\r\nSUMMARY:Standup\r\nEND:VEVENT\r\n", &FingerprintPolicy::default())?);
+/// let engine = Engine::new(store);
+/// assert_eq!(engine.sync(&source, &cal).await.inserted, 1);
+/// let summary: String = engine
+///     .store()
+///     .with_connection(|conn| conn.query_row("SELECT summary FROM events WHERE uid = '1'", [], |r| r.get(0)))
+///     .await?;
+/// assert_eq!(summary, "Standup");
+/// # Ok::<(), calscope::Error>(()) }).unwrap();
+/// ```
+pub struct SqliteStore {
+    jobs: Option<mpsc::Sender<Job>>,
+    worker: Option<JoinHandle<()>>,
+    location: PathBuf,
+}
+
+type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore").field("location", &self.location).finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (or creates) the database file at `path`, creating or migrating the schema. This
+    /// call blocks until the file is open; later calls do not.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Storage`] when the file cannot be opened, is not a database, or was written
+    /// by a newer schema version.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let target = path.clone();
+        Self::start(path, move || Connection::open(target))
+    }
+
+    /// A private database in memory (for tests and tools).
+    ///
+    /// # Errors
+    /// [`ErrorKind::Storage`] when SQLite cannot start.
+    pub fn open_in_memory() -> Result<Self> {
+        Self::start(PathBuf::from(":memory:"), Connection::open_in_memory)
+    }
+
+    fn start(location: PathBuf, open: impl FnOnce() -> rusqlite::Result<Connection> + Send + 'static) -> Result<Self> {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<()>>();
+        let worker = std::thread::Builder::new()
+            .name("calscope-sqlite".to_owned())
+            .spawn(move || {
+                let mut conn = match open().map_err(storage("open")).and_then(|mut c| prepare(&mut c).map(|()| c)) {
+                    Ok(conn) => {
+                        let _ = ready_tx.send(Ok(()));
+                        conn
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                while let Ok(job) = queue.recv() {
+                    // A panicking job loses its answer (the caller sees a storage error), not the
+                    // store; its transaction was rolled back when it unwound.
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut conn)));
+                }
+            })
+            .map_err(|e| Error::new(ErrorKind::Storage, "cannot start the SQLite thread").with_source(e))?;
+        let opened = ready_rx
+            .recv()
+            .map_err(|_| Error::new(ErrorKind::Storage, format!("SQLite thread for {} stopped", location.display())))?;
+        let store = Self { jobs: Some(jobs), worker: Some(worker), location };
+        opened.map(|()| store)
+    }
+
+    /// Runs `f` on the store's connection (its thread) and returns its answer: for the host's
+    /// own queries on the same database (scheduling queries, reports).
+    ///
+    /// # Errors
+    /// [`ErrorKind::Storage`] when `f` fails or the store's thread stopped.
+    pub async fn with_connection<R, F>(&self, f: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Connection) -> rusqlite::Result<R> + Send + 'static,
+    {
+        self.call(move |conn| f(conn).map_err(storage("query"))).await
+    }
+
+    async fn call<R, F>(&self, f: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<R> + Send + 'static,
+    {
+        let stopped = || Error::new(ErrorKind::Storage, "the SQLite thread stopped");
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            let _ = tx.send(f(conn));
+        });
+        self.jobs.as_ref().ok_or_else(stopped)?.send(job).map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        // Closing the queue ends the thread after the calls already sent; joining closes the
+        // connection before the store is gone (a reopen sees every commit).
+        drop(self.jobs.take());
+        if let Some(worker) = self.worker.take() {
+            let _ = worker.join();
+        }
+    }
+}
+
+/// Maps a SQLite error to [`ErrorKind::Storage`], naming what was being done.
+fn storage(what: &'static str) -> impl Fn(rusqlite::Error) -> Error {
+    move |e| Error::new(ErrorKind::Storage, format!("sqlite {what}")).with_source(e)
+}
+
+fn corrupt(what: impl fmt::Display) -> Error {
+    Error::new(ErrorKind::Storage, format!("sqlite: unreadable stored data: {what}"))
+}
+
+/// Pragmas and schema.
+fn prepare(conn: &mut Connection) -> Result<()> {
+    conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;")
+        .map_err(storage("configure"))?;
+    migrate(conn, &MIGRATIONS)
+}
+
+/// Brings the schema to `migrations.len()`, one transaction per step.
+fn migrate(conn: &mut Connection, migrations: &[&str]) -> Result<()> {
+    let current: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(storage("read version"))?;
+    let target = u32::try_from(migrations.len()).unwrap_or(u32::MAX);
+    if current > target {
+        return Err(Error::new(
+            ErrorKind::Storage,
+            format!("database schema version {current} is newer than this calscope's ({target})"),
+        ));
+    }
+    for (version, sql) in (current..target).zip(migrations.iter().skip(current as usize)) {
+        let tx = conn.transaction().map_err(storage("migrate"))?;
+        tx.execute_batch(sql).map_err(storage("migrate"))?;
+        tx.pragma_update(None, "user_version", version + 1).map_err(storage("migrate"))?;
+        tx.commit().map_err(storage("migrate"))?;
+    }
+    Ok(())
+}
+
+fn to_i64(n: u64, what: &str) -> Result<i64> {
+    i64::try_from(n).map_err(|_| Error::new(ErrorKind::Storage, format!("{what} {n} does not fit SQLite")))
+}
+
+fn rid_text(rid: Option<&RecurrenceId>) -> String {
+    rid.map(ToString::to_string).unwrap_or_default()
+}
+
+fn time_text(t: Option<DateTime<Utc>>) -> Option<String> {
+    t.map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+}
+
+/// Reads a calendar's head row.
+fn head(conn: &Connection, calendar: &CalendarId) -> Result<CalendarHead> {
+    let row: Option<(Option<String>, i64, i64)> = conn
+        .prepare_cached("SELECT cursor, revision, events FROM calendars WHERE calendar_id = ?1")
+        .and_then(|mut s| s.query_row(params![calendar.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).optional())
+        .map_err(storage("load head"))?;
+    let Some((cursor, revision, events)) = row else { return Ok(CalendarHead::default()) };
+    let revision = u64::try_from(revision).map_err(|_| corrupt(format!("revision {revision} of {calendar}")))?;
+    let events = u64::try_from(events).map_err(|_| corrupt(format!("event count {events} of {calendar}")))?;
+    Ok(CalendarHead::new(cursor.map(Cursor::new), Revision(revision), events))
+}
+
+type EntryRow = (String, String, Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>, Option<String>, Option<String>);
+
+fn entry_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EntryRow> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
+}
+
+/// Decodes one stored row; anything unreadable is a storage error naming the row.
+fn entry(calendar: &CalendarId, row: EntryRow) -> Result<StoredEntry> {
+    let (uid, rid, fingerprint, source_hash, digest, href, etag) = row;
+    let bad = |what: &str| corrupt(format!("{what} of {calendar}/{uid}"));
+    let key_uid = Uid::new(&uid).map_err(|_| bad("uid"))?;
+    let recurrence_id = if rid.is_empty() { None } else { Some(rid.parse().map_err(|_| bad("recurrence_id"))?) };
+    let hash16 = |bytes: &[u8]| <[u8; 16]>::try_from(bytes).ok();
+    let fingerprint = hash16(&fingerprint).map(Fingerprint::from_bytes).ok_or_else(|| bad("fingerprint"))?;
+    let source_hash = match source_hash {
+        Some(b) => Some(hash16(&b).map(SourceHash::from_bytes).ok_or_else(|| bad("source_hash"))?),
+        None => None,
+    };
+    let digest = match digest {
+        Some(b) => Some(PropertyDigest::from_bytes(&b).map_err(|_| bad("digest"))?),
+        None => None,
+    };
+    let href = href.map(|h| Href::new(h).map_err(|_| bad("href"))).transpose()?;
+    let etag = etag.map(|e| Etag::new(e).map_err(|_| bad("etag"))).transpose()?;
+    Ok(StoredEntry::new(EventKey::new(calendar.clone(), key_uid, recurrence_id), fingerprint)
+        .with_source_hash(source_hash)
+        .with_digest(digest)
+        .with_href(href, etag))
+}
+
+fn load(conn: &Connection, calendar: &CalendarId, scope: &OwnedScope) -> Result<StoredState> {
+    let head = head(conn, calendar)?;
+    let cal = calendar.as_str();
+    let mut rows: Vec<EntryRow> = Vec::new();
+    match scope {
+        OwnedScope::Head => {}
+        OwnedScope::All => {
+            let sql = format!("SELECT {ENTRY_COLUMNS} FROM events WHERE calendar_id = ?1");
+            let mut stmt = conn.prepare_cached(&sql).map_err(storage("load"))?;
+            rows.reserve(usize::try_from(head.events).unwrap_or(0));
+            for row in stmt.query_map(params![cal], entry_row).map_err(storage("load"))? {
+                rows.push(row.map_err(storage("load"))?);
+            }
+        }
+        OwnedScope::Touched { keys, hrefs } => {
+            let by_key = format!(
+                "SELECT {ENTRY_COLUMNS} FROM events WHERE calendar_id = ?1 AND uid = ?2 AND recurrence_id = ?3"
+            );
+            let by_href = format!("SELECT {ENTRY_COLUMNS} FROM events WHERE calendar_id = ?1 AND href = ?2");
+            let mut seen: HashSet<(String, String)> = HashSet::new();
+            let mut keep = |row: EntryRow, rows: &mut Vec<EntryRow>| {
+                if seen.insert((row.0.clone(), row.1.clone())) {
+                    rows.push(row);
+                }
+            };
+            let mut stmt = conn.prepare_cached(&by_key).map_err(storage("load"))?;
+            for (uid, rid) in keys {
+                if let Some(row) =
+                    stmt.query_row(params![cal, uid, rid], entry_row).optional().map_err(storage("load"))?
+                {
+                    keep(row, &mut rows);
+                }
+            }
+            let mut stmt = conn.prepare_cached(&by_href).map_err(storage("load"))?;
+            for href in hrefs {
+                for row in stmt.query_map(params![cal, href], entry_row).map_err(storage("load"))? {
+                    keep(row.map_err(storage("load"))?, &mut rows);
+                }
+            }
+        }
+    }
+    let entries = rows.into_iter().map(|row| entry(calendar, row)).collect::<Result<Vec<_>>>()?;
+    StoredState::new(calendar.clone(), head, entries)
+}
+
+/// [`LoadScope`] with owned data, to send to the store's thread.
+enum OwnedScope {
+    Head,
+    All,
+    Touched { keys: Vec<(String, String)>, hrefs: Vec<String> },
+}
+
+impl OwnedScope {
+    fn of(scope: LoadScope<'_>) -> Self {
+        match scope {
+            LoadScope::Head => Self::Head,
+            LoadScope::All => Self::All,
+            LoadScope::Touched { keys, hrefs } => Self::Touched {
+                keys: keys.iter().map(|k| (k.uid.as_str().to_owned(), rid_text(k.recurrence_id.as_ref()))).collect(),
+                hrefs: hrefs.iter().map(|h| h.as_str().to_owned()).collect(),
+            },
+        }
+    }
+}
+
+fn status_text(status: &EventStatus) -> String {
+    match status {
+        EventStatus::Tentative => "tentative".to_owned(),
+        EventStatus::Confirmed => "confirmed".to_owned(),
+        EventStatus::Cancelled => "cancelled".to_owned(),
+        EventStatus::Other(other) => other.clone(),
+    }
+}
+
+/// Writes one event (insert or update); answers the affected rows. Fields that could not be
+/// interpreted are added to `warnings`.
+fn upsert(
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    event: &Event,
+    now: &str,
+    warnings: &mut Vec<String>,
+) -> Result<u64> {
+    // Parsed here, used for this row, dropped: never all events' fields at once.
+    let details = event.parse_details();
+    for p in &details.problems {
+        warnings.push(format!("{}: {p}", event.key()));
+    }
+    let key = event.key();
+    let tzid = match &details.start {
+        Some(EventTime::Zoned { tzid, .. }) => Some(tzid.as_str()),
+        _ => None,
+    };
+    let rrule = (!details.rrule.is_empty()).then(|| details.rrule.join("\n"));
+    let transparency = details.transparency.map(|t| match t {
+        Transparency::Opaque => "opaque",
+        Transparency::Transparent => "transparent",
+    });
+    let n = stmt
+        .execute(params![
+            key.calendar.as_str(),
+            key.uid.as_str(),
+            rid_text(key.recurrence_id.as_ref()),
+            details.summary,
+            details.location,
+            details.description,
+            time_text(details.start.as_ref().and_then(EventTime::to_utc)),
+            time_text(details.end_utc()),
+            details.is_all_day(),
+            tzid,
+            rrule,
+            details.status.as_ref().map(status_text),
+            transparency,
+            event.sequence(),
+            &event.fingerprint().to_bytes()[..],
+            &event.source_hash().to_bytes()[..],
+            event.digest().to_bytes(),
+            event.href().map(Href::as_str),
+            event.etag().map(Etag::as_str),
+            event.raw(),
+            now,
+        ])
+        .map_err(storage("upsert"))?;
+    Ok(n as u64)
+}
+
+fn apply(conn: &mut Connection, plan: &Plan, expected: Revision, cursor: Option<&Cursor>) -> Result<Applied> {
+    plan.validate()?;
+    let calendar = plan.calendar();
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(storage("begin"))?;
+    let current = head(&tx, calendar)?;
+    if current.revision != expected {
+        return Err(Error::new(
+            ErrorKind::Conflict,
+            format!("{calendar} is at revision {} but the plan expects {}", current.revision.0, expected.0),
+        ));
+    }
+    let now = time_text(Some(Utc::now())).unwrap_or_default();
+    let mut rows = Vec::with_capacity(plan.changes().len());
+    let mut warnings = Vec::new();
+    {
+        let mut upsert_stmt = tx.prepare_cached(UPSERT).map_err(storage("prepare"))?;
+        let mut delete_stmt = tx.prepare_cached(DELETE).map_err(storage("prepare"))?;
+        for change in plan.changes() {
+            let n = match change {
+                Change::Insert { event } | Change::Update { event, .. } => {
+                    upsert(&mut upsert_stmt, event, &now, &mut warnings)?
+                }
+                Change::Delete { key, .. } => delete_stmt
+                    .execute(params![key.calendar.as_str(), key.uid.as_str(), rid_text(key.recurrence_id.as_ref())])
+                    .map_err(storage("delete"))? as u64,
+            };
+            rows.push(n);
+        }
+    }
+    // The write-amplification guard, before commit: on error the transaction rolls back.
+    plan.check_rows(&rows)?;
+    let count =
+        current.events + plan.inserts() as u64 - (plan.deletes() as u64).min(current.events + plan.inserts() as u64);
+    let revision = expected.next();
+    tx.execute(
+        "INSERT INTO calendars (calendar_id, cursor, revision, events, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (calendar_id) DO UPDATE SET cursor = excluded.cursor, revision = excluded.revision,
+             events = excluded.events, updated_at = excluded.updated_at",
+        params![
+            calendar.as_str(),
+            cursor.map(Cursor::as_str),
+            to_i64(revision.0, "revision")?,
+            to_i64(count, "event count")?,
+            now
+        ],
+    )
+    .map_err(storage("write cursor"))?;
+    tx.commit().map_err(storage("commit"))?;
+    Ok(Applied::new(revision, rows).with_warnings(warnings))
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn load(&self, calendar: &CalendarId, scope: LoadScope<'_>) -> Result<StoredState> {
+        let calendar = calendar.clone();
+        let scope = OwnedScope::of(scope);
+        self.call(move |conn| load(conn, &calendar, &scope)).await
+    }
+
+    async fn apply(&self, request: ApplyRequest<'_>) -> Result<Applied> {
+        // The plan goes to the store's thread; events share their text, so this copies keys
+        // and fingerprints, not calendars.
+        let plan = request.plan.clone();
+        let expected = request.expected;
+        let cursor = request.cursor.cloned();
+        self.call(move |conn| apply(conn, &plan, expected, cursor.as_ref())).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_add_columns_without_rewriting_rows() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn, &MIGRATIONS).unwrap();
+        conn.execute(
+            "INSERT INTO events (calendar_id, uid, recurrence_id, all_day, fingerprint, raw, updated_at) VALUES ('c', 'u', '', 0, x'00', 'raw', 'now')",
+            [],
+        )
+        .unwrap();
+        let before = conn.total_changes();
+        let next =
+            [MIGRATIONS[0], "ALTER TABLE events ADD COLUMN color TEXT; CREATE INDEX events_color ON events (color);"];
+        migrate(&mut conn, &next).unwrap();
+        assert_eq!(conn.total_changes(), before, "no row was rewritten");
+        let version: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(version, 2);
+        let raw: String = conn.query_row("SELECT raw FROM events", [], |r| r.get(0)).unwrap();
+        assert_eq!(raw, "raw");
+        // Running again is a no-op; a newer database is refused by an older build.
+        migrate(&mut conn, &next).unwrap();
+        assert_eq!(migrate(&mut conn, &MIGRATIONS).unwrap_err().kind(), ErrorKind::Storage);
+    }
+}
