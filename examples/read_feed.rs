@@ -2,7 +2,7 @@
 //! problems, warnings and the time it took.
 //!
 //! Run: `cargo run --release --example read_feed -- FILE.ics [--details]` (`--details` also parses
-//! every event's fields, as a first sync does).
+//! every event's fields, one event at a time, as a store writing a first sync does).
 
 #![allow(clippy::print_stdout)]
 
@@ -35,7 +35,7 @@ fn main() {
         }
         Ok(read) => {
             let parsed =
-                if with_details { read.events.iter().filter(|e| e.details().start.is_some()).count() } else { 0 };
+                if with_details { read.events.iter().filter(|e| e.parse_details().start.is_some()).count() } else { 0 };
             let secs = started.elapsed().as_secs_f64();
             #[allow(clippy::cast_precision_loss)]
             let mb_s = size as f64 / secs / 1e6;

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::id::{CalendarId, EventKey, Href};
-use crate::plan::{Plan, PlanOptions, plan};
+use crate::plan::{Plan, PlanOptions, plan_owned};
 use crate::source::{CalendarSource, Changes, FetchRequest, Fetched};
 use crate::store::{ApplyRequest, LoadScope, Store};
 
@@ -300,7 +300,10 @@ impl<S: Store> Engine<S> {
             return Err(Error::new(ErrorKind::Conflict, format!("{calendar} changed in the store during the sync")));
         }
 
-        let plan = plan(calendar, &changes, &state, &self.options.plan);
+        // The plan takes the events it writes; the rest of the answer and the stored state go
+        // before the apply, which is when a big first sync peaks.
+        let plan = plan_owned(calendar, changes, &state, &self.options.plan);
+        drop(state);
         let notes: Vec<String> = plan.diagnostics().iter().map(ToString::to_string).collect();
         warnings.extend(notes);
         if let Some(blocked) = plan.blocked() {

@@ -153,6 +153,17 @@ impl Event {
         self
     }
 
+    /// The fingerprint and digest bytes without keeping the canonical form (a store writing
+    /// an event once needs them once).
+    pub(crate) fn fingerprint_and_digest(&self) -> (Fingerprint, Vec<u8>) {
+        if let Some(c) = self.canon.get() {
+            return (c.fingerprint, c.digest.to_bytes());
+        }
+        let policy = self.policy.as_deref().unwrap_or_else(|| default_policy());
+        let c = canonicalize(self.raw().as_bytes(), policy);
+        (c.fingerprint, c.digest.to_bytes())
+    }
+
     fn canonical(&self) -> &Canonical {
         self.canon.get_or_init(|| {
             let policy = self.policy.as_deref().unwrap_or_else(|| default_policy());
@@ -211,6 +222,11 @@ impl Event {
     #[must_use]
     pub fn etag(&self) -> Option<&Etag> {
         self.etag.as_ref()
+    }
+
+    /// The text, sharing its buffer (for stores that write it on another thread).
+    pub(crate) fn raw_text(&self) -> RawText {
+        self.raw.clone()
     }
 
     /// The component text exactly as the source gave it.

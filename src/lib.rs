@@ -103,7 +103,7 @@ pub use fingerprint::{DEFAULT_VOLATILE, Fingerprint, FingerprintPolicy, Property
 pub use id::{
     CalendarId, Cursor, Etag, EventKey, Href, MAX_CALENDAR_ID_LEN, MAX_UID_LEN, RecurrenceId, RecurrenceValue, Uid,
 };
-pub use plan::{Blocked, Change, DeleteReason, Diagnostic, Plan, PlanBasis, PlanOptions, plan};
+pub use plan::{Blocked, Change, DeleteReason, Diagnostic, Plan, PlanBasis, PlanOptions, plan, plan_owned};
 #[cfg(feature = "http")]
 pub use providers::http::{HttpAuth, HttpConfig};
 pub use providers::ics::IcsSource;

@@ -390,8 +390,10 @@ enum Absence<'a> {
 
 /// What was seen for one key: the input of the decision `match`.
 enum Seen<'a> {
-    RemoteOnly(&'a Event),
-    Both(&'a Event, &'a StoredEntry),
+    /// The index of the incoming event.
+    RemoteOnly(usize),
+    /// The index of the incoming event, the event, and its stored row.
+    Both(usize, &'a Event, &'a StoredEntry),
     StoredOnly(&'a StoredEntry, Absence<'a>),
 }
 
@@ -437,7 +439,77 @@ const NONE: usize = usize::MAX;
 /// assert_eq!(p.inserts(), 1);
 /// # Ok::<(), calscope::Error>(())
 /// ```
-pub fn plan<'s>(calendar: &CalendarId, changes: &Changes, stored: &'s StoredState, options: &PlanOptions) -> Plan {
+pub fn plan(calendar: &CalendarId, changes: &Changes, stored: &StoredState, options: &PlanOptions) -> Plan {
+    let incoming = incoming_events(changes);
+    let decided = decide(calendar, changes, stored);
+    decided.finish(calendar, stored, options, |i| incoming.get(i).cloned())
+}
+
+/// [`plan`] over an answer the caller gives away: the changes take the events instead of
+/// copying them, so a large first sync holds each event once.
+pub fn plan_owned(calendar: &CalendarId, changes: Changes, stored: &StoredState, options: &PlanOptions) -> Plan {
+    let decided = decide(calendar, &changes, stored);
+    let mut slots: Vec<Option<Event>> = match changes {
+        Changes::Snapshot(s) => s.into_events(),
+        Changes::Delta(d) => d.upserts,
+    }
+    .into_iter()
+    .map(Some)
+    .collect();
+    decided.finish(calendar, stored, options, |i| slots.get_mut(i).and_then(Option::take))
+}
+
+fn incoming_events(changes: &Changes) -> &[Event] {
+    match changes {
+        Changes::Snapshot(s) => s.events(),
+        Changes::Delta(d) => &d.upserts,
+    }
+}
+
+/// A decision that needs an incoming event, by its index.
+enum Pending {
+    Insert(usize),
+    Update { event: usize, previous: Fingerprint, properties: Vec<String> },
+    Ready(Change),
+}
+
+/// The decision table's outcome before the events are taken or copied into changes.
+struct Decided {
+    basis: PlanBasis,
+    pending: Vec<Pending>,
+    unchanged: usize,
+    remote_count: usize,
+    diagnostics: Vec<Diagnostic>,
+}
+
+impl Decided {
+    fn finish(
+        self,
+        calendar: &CalendarId,
+        stored: &StoredState,
+        options: &PlanOptions,
+        mut event: impl FnMut(usize) -> Option<Event>,
+    ) -> Plan {
+        let Self { basis, pending, unchanged, remote_count, mut diagnostics } = self;
+        let mut out: Vec<Change> = pending
+            .into_iter()
+            .filter_map(|p| match p {
+                Pending::Insert(i) => event(i).map(|e| Change::Insert { event: Box::new(e) }),
+                Pending::Update { event: i, previous, properties } => {
+                    event(i).map(|e| Change::Update { event: Box::new(e), previous, properties })
+                }
+                Pending::Ready(change) => Some(change),
+            })
+            .collect();
+        out.shrink_to_fit();
+        out.sort_by(|a, b| a.key().cmp(b.key()));
+        diagnostics.sort_by(|a, b| diagnostic_key(a).cmp(&diagnostic_key(b)));
+        let blocked = guard(basis, remote_count, &out, stored, options);
+        Plan { calendar: calendar.clone(), basis, changes: out, unchanged, diagnostics, blocked }
+    }
+}
+
+fn decide<'s>(calendar: &CalendarId, changes: &Changes, stored: &'s StoredState) -> Decided {
     let mut diagnostics = Vec::new();
     let (basis, incoming, removals, removed_hrefs): (_, &[Event], &[EventKey], &[Href]) = match changes {
         Changes::Snapshot(s) if s.is_complete() => (PlanBasis::Snapshot, s.events(), &[], &[]),
@@ -488,13 +560,14 @@ pub fn plan<'s>(calendar: &CalendarId, changes: &Changes, stored: &'s StoredStat
         .iter()
         .zip(&matched)
         .map(|(entry, &m)| match incoming.get(m) {
-            Some(event) => Seen::Both(event, entry),
+            Some(event) => Seen::Both(m, event, entry),
             None => Seen::StoredOnly(entry, absence(entry)),
         })
         .chain(
             fresh_order
                 .iter()
-                .filter_map(|k| fresh.get(&k.digest()).and_then(|&i| incoming.get(i)))
+                .filter_map(|k| fresh.get(&k.digest()).copied())
+                .filter(|&i| i < incoming.len())
                 .map(Seen::RemoteOnly),
         );
 
@@ -504,24 +577,28 @@ pub fn plan<'s>(calendar: &CalendarId, changes: &Changes, stored: &'s StoredStat
     for item in seen {
         // The decision table: one arm per row.
         match item {
-            Seen::RemoteOnly(event) => out.push(Change::Insert { event: Box::new(event.clone()) }),
-            Seen::Both(event, entry) if is_unchanged(event, entry) => unchanged += 1,
-            Seen::Both(event, entry) => out.push(Change::Update {
-                event: Box::new(event.clone()),
+            Seen::RemoteOnly(i) => out.push(Pending::Insert(i)),
+            Seen::Both(_, event, entry) if is_unchanged(event, entry) => unchanged += 1,
+            Seen::Both(i, event, entry) => out.push(Pending::Update {
+                event: i,
                 previous: entry.fingerprint,
                 properties: entry.digest.as_ref().map(|d| event.changed_properties(d)).unwrap_or_default(),
             }),
-            Seen::StoredOnly(entry, Absence::NotInSnapshot) => out.push(delete(entry, DeleteReason::NotInSnapshot)),
+            Seen::StoredOnly(entry, Absence::NotInSnapshot) => {
+                out.push(Pending::Ready(delete(entry, DeleteReason::NotInSnapshot)));
+            }
             Seen::StoredOnly(_, Absence::SnapshotIncomplete) => {
                 retained += 1;
                 unchanged += 1;
             }
-            Seen::StoredOnly(entry, Absence::Removed) => out.push(delete(entry, DeleteReason::RemovedInDelta)),
+            Seen::StoredOnly(entry, Absence::Removed) => {
+                out.push(Pending::Ready(delete(entry, DeleteReason::RemovedInDelta)));
+            }
             Seen::StoredOnly(entry, Absence::ResourceRemoved(h)) => {
-                out.push(delete(entry, DeleteReason::ResourceRemoved(h.clone())));
+                out.push(Pending::Ready(delete(entry, DeleteReason::ResourceRemoved(h.clone()))));
             }
             Seen::StoredOnly(entry, Absence::ResourceRewritten(h)) => {
-                out.push(delete(entry, DeleteReason::ResourceRewritten(h.clone())));
+                out.push(Pending::Ready(delete(entry, DeleteReason::ResourceRewritten(h.clone()))));
             }
             Seen::StoredOnly(_, Absence::Untouched) => {}
         }
@@ -529,11 +606,7 @@ pub fn plan<'s>(calendar: &CalendarId, changes: &Changes, stored: &'s StoredStat
     if retained > 0 {
         diagnostics.push(Diagnostic::IncompleteSnapshot { retained });
     }
-    out.sort_by(|a, b| a.key().cmp(b.key()));
-    diagnostics.sort_by(|a, b| diagnostic_key(a).cmp(&diagnostic_key(b)));
-
-    let blocked = guard(basis, remote_count, &out, stored, options);
-    Plan { calendar: calendar.clone(), basis, changes: out, unchanged, diagnostics, blocked }
+    Decided { basis, pending: out, unchanged, remote_count, diagnostics }
 }
 
 /// One remote event per key: `matched[i]` is the index in `incoming` of the event for stored

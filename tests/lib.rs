@@ -11,3 +11,4 @@ mod ics;
 mod planner;
 mod props;
 mod stores;
+mod sync_example;

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use calscope::{
     CalendarId, CalendarInfo, CalendarSource, Capabilities, Changes, Delta, Engine, Event, EventKey, FetchRequest,
-    Fetched, Fingerprint, LoadScope, MemoryStore, PlanOptions, Result, Snapshot, Store, SyncOptions, plan,
+    Fetched, Fingerprint, LoadScope, MemoryStore, PlanOptions, Result, Snapshot, Store, SyncOptions, plan, plan_owned,
 };
 use proptest::prelude::*;
 
@@ -129,6 +129,10 @@ proptest! {
             let others: Vec<_> = CALENDARS.iter().map(|n| cal(n)).filter(|o| *o != c).map(|o| (o.clone(), stored_map(&store, &o))).collect();
             let before = stored_map(&store, &c);
             let rows_before = store.stats().rows();
+            // Taking the events (the engine's way) plans exactly what copying them does.
+            let state = block_on(store.load(&c, LoadScope::All)).unwrap();
+            let options = PlanOptions::default().allow_empty(true).allow_mass_change(true);
+            prop_assert_eq!(plan_owned(&c, changes.clone(), &state, &options), plan(&c, &changes, &state, &options));
 
             *source.0.lock().unwrap() = Some(changes);
             let report = block_on(engine.sync(&source, &c));

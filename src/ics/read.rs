@@ -191,6 +191,10 @@ pub fn read_feed_owned(calendar: &CalendarId, bytes: Vec<u8>, options: &ReadOpti
         }
         None => (all, 0),
     };
+    // Sized up front: a growing vector of events would briefly hold two copies at its peak.
+    let expected = memchr::memmem::find_iter(data, b"BEGIN:VEVENT").count();
+    reader.events.reserve_exact(expected);
+    reader.offsets.reserve_exact(expected);
     let Scan { calendars, blank_lines, outside_lines } = scan(data, base, &mut reader)?;
     if blank_lines > 0 {
         reader.warnings.push(format!("{blank_lines} blank lines skipped"));
@@ -304,6 +308,12 @@ fn scan(data: &[u8], base: usize, reader: &mut Reader<'_>) -> Result<Scan> {
         }
         match stack.pop() {
             Some(open) if open == name => {}
+            // The last line, cut off mid-way: the feed was truncated.
+            Some(open) if line.end >= data.len() && !data.ends_with(b"\n") && !data.ends_with(b"\r") => {
+                return Err(
+                    ScanError::CutOff { name: String::from_utf8_lossy(open.as_slice()).into_owned(), at }.into()
+                );
+            }
             open => return Err(unbalanced(name, open, at).into()),
         }
         if let Some((name, start, in_calendar)) = current.take_if(|_| is_top_level(&stack, name)) {
@@ -346,6 +356,8 @@ enum ScanError {
     NoCalendar,
     #[error("truncated: BEGIN:{name} is never closed")]
     Unterminated { name: String },
+    #[error("truncated: the feed ends mid-line at byte {at}, inside BEGIN:{name}")]
+    CutOff { name: String, at: usize },
     #[error("END:{end} does not match BEGIN:{begin} at byte {at}")]
     Mismatch { end: String, begin: String, at: usize },
     #[error("END:{end} without BEGIN at byte {at}")]
@@ -678,6 +690,8 @@ mod tests {
         assert_eq!(kind("BEGIN:VEVENT\nEND:VEVENT\n"), ErrorKind::Parse);
         assert_eq!(kind(&format!("BEGIN:VCALENDAR\r\n{EV}")), ErrorKind::Parse);
         assert_eq!(kind("BEGIN:VCALENDAR\nBEGIN:VEVENT\nEND:VTODO\nEND:VCALENDAR\n"), ErrorKind::Parse);
+        let cut = read(&format!("BEGIN:VCALENDAR\r\n{}", &EV[..EV.len() - 5])).unwrap_err();
+        assert!(cut.to_string().starts_with("truncated"), "{cut}");
         assert_eq!(kind("BeGIN:\0\n"), ErrorKind::Parse);
         assert_eq!(kind(""), ErrorKind::Parse);
         let deep = format!("BEGIN:VCALENDAR\n{}", "BEGIN:X\n".repeat(100));
