@@ -109,7 +109,7 @@ const ENTRY_COLUMNS: &str = "uid, recurrence_id, fingerprint, source_hash, diges
 /// One transaction per apply (`BEGIN IMMEDIATE`): the revision check, every change, and the
 /// calendar's cursor. Upserts run `INSERT … ON CONFLICT (calendar_id, uid, recurrence_id) DO
 /// UPDATE … WHERE events.fingerprint IS NOT excluded.fingerprint`, deletes name the full key,
-/// and every statement's affected-row count goes through [`Plan::check_rows`] before commit.
+/// and every statement's affected-row count goes through [`Plan::check_rows`](crate::Plan::check_rows) before commit.
 /// Statements are prepared once and cached.
 ///
 /// # Async hosts
