@@ -68,6 +68,8 @@ pub(crate) struct Analyzer {
     /// The policy's volatile names as a one-word Bloom filter (see [`filter_bit`]): most
     /// lines are ruled out without comparing names.
     volatile_filter: Option<u64>,
+    /// The last RRULE found readable: feeds repeat a few rules across thousands of events.
+    valid_rrule: Vec<u8>,
 }
 
 /// A name's bit in the volatile filter, from its length and its first and last bytes (case
@@ -132,7 +134,7 @@ impl Analyzer {
                 params: text.get(n..separator).unwrap_or_default(),
                 value: text.get(separator + 1..).unwrap_or_default(),
             };
-            read_key_field(&mut self.fields, &cl);
+            read_key_field(&mut self.fields, &cl, &mut self.valid_rrule);
         }
     }
 
@@ -179,7 +181,7 @@ impl Analyzer {
     }
 }
 
-fn read_key_field(fields: &mut KeyFields, line: &ContentLine<'_>) {
+fn read_key_field(fields: &mut KeyFields, line: &ContentLine<'_>, valid_rrule: &mut Vec<u8>) {
     let is_date = || line.param(b"VALUE").is_some_and(|v| v.eq_ignore_ascii_case(b"DATE"));
     let value = || {
         let v = line.value.trim_ascii();
@@ -208,9 +210,13 @@ fn read_key_field(fields: &mut KeyFields, line: &ContentLine<'_>) {
         let rule = value();
         if rule.is_empty() {
             fields.empty_rrules += 1;
-        } else if fields.rrule_problem.is_none() {
-            if let Err(why) = check_rrule(&rule) {
-                fields.rrule_problem = Some(format!("unreadable RRULE {rule:?}: {why}"));
+        } else if fields.rrule_problem.is_none() && rule.as_bytes() != valid_rrule.as_slice() {
+            match check_rrule(&rule) {
+                Ok(()) => {
+                    valid_rrule.clear();
+                    valid_rrule.extend_from_slice(rule.as_bytes());
+                }
+                Err(why) => fields.rrule_problem = Some(format!("unreadable RRULE {rule:?}: {why}")),
             }
         }
     }
