@@ -78,38 +78,29 @@ fn bench_sqlite(c: &mut Criterion) {
     assert_eq!(first.inserted, n as u64);
     let exports = [feed(n, 2), feed(n, 3)];
     group.throughput(Throughput::Bytes(exports[0].len() as u64));
-    let mut turn = 0usize;
-    group.bench_function("resync_unchanged/100k", |b| {
-        b.iter_batched(
-            || {
-                turn += 1;
-                IcsSource::from_bytes(cal.clone(), exports[turn % 2].clone())
-            },
-            |source| {
-                let r = block_on(engine.sync(black_box(&source), &cal));
-                assert!(r.is_ok(), "{:?}", r.error);
-                assert_eq!((r.writes(), r.unchanged), (0, n as u64));
-            },
-            BatchSize::PerIteration,
-        );
-    });
-
+    let resync =
+        |group: &mut criterion::BenchmarkGroup<'_, _>, name: &str, feeds: &[Vec<u8>; 2], want: (u64, u64, u64)| {
+            let mut turn = 0usize;
+            group.bench_function(name, |b| {
+                b.iter_batched(
+                    || {
+                        turn += 1;
+                        IcsSource::from_bytes(cal.clone(), feeds[turn % 2].clone())
+                    },
+                    |source| {
+                        let r = block_on(engine.sync(black_box(&source), &cal));
+                        assert!(r.is_ok(), "{:?}", r.error);
+                        assert_eq!((r.writes(), r.updated, r.unchanged), want);
+                    },
+                    BatchSize::PerIteration,
+                );
+            });
+        };
+    // Unchanged: nothing written. 1 %: exactly the edited events updated, nothing else.
+    resync(&mut group, "resync_unchanged/100k", &exports, (0, 0, n as u64));
     let edits = [feed_variant(n, 4, 1), feed_variant(n, 5, 2)];
-    let mut turn = 0usize;
-    group.bench_function("resync_1pct/100k", |b| {
-        b.iter_batched(
-            || {
-                turn += 1;
-                IcsSource::from_bytes(cal.clone(), edits[turn % 2].clone())
-            },
-            |source| {
-                let r = block_on(engine.sync(black_box(&source), &cal));
-                assert!(r.is_ok(), "{:?}", r.error);
-                assert_eq!((r.updated, r.inserted, r.deleted), ((n / 100) as u64, 0, 0));
-            },
-            BatchSize::PerIteration,
-        );
-    });
+    let edited = (n / 100) as u64;
+    resync(&mut group, "resync_1pct/100k", &edits, (edited, edited, n as u64 - edited));
     group.finish();
 }
 
