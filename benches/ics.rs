@@ -4,6 +4,7 @@
 //!
 //! - `ics/resync_unchanged`: scan + fingerprint + plan against the stored state, every DTSTAMP
 //!   regenerated: asserts zero changes.
+//! - `ics/resync_unchanged_2threads`: the same with the feed read in two pieces on two threads.
 //! - `ics/first_sync`: scan + fingerprint + plan into an empty store + parse every event's
 //!   fields: asserts 100k inserts.
 //!
@@ -46,6 +47,21 @@ fn bench_ics(c: &mut Criterion) {
             || again.clone(),
             |bytes| {
                 let read = read_feed_owned(&cal, black_box(bytes), &options).expect("reads");
+                let (snapshot, _) = read.into_snapshot();
+                let p = plan(&cal, &Changes::Snapshot(snapshot), &stored, &plan_options);
+                assert!(p.is_empty());
+                assert_eq!(p.unchanged(), n);
+            },
+            BatchSize::PerIteration,
+        );
+    });
+    // The same on both cores: the feed read in two pieces (`ReadOptions::threads`).
+    let two = ReadOptions::default().threads(2);
+    group.bench_function("resync_unchanged_2threads", |b| {
+        b.iter_batched(
+            || again.clone(),
+            |bytes| {
+                let read = read_feed_owned(&cal, black_box(bytes), &two).expect("reads");
                 let (snapshot, _) = read.into_snapshot();
                 let p = plan(&cal, &Changes::Snapshot(snapshot), &stored, &plan_options);
                 assert!(p.is_empty());

@@ -12,6 +12,7 @@ use std::hint::black_box;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use calscope::ics::ReadOptions;
 use calscope::{CalendarId, Engine, IcsSource, SqliteStore};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use futures::executor::block_on;
@@ -44,6 +45,8 @@ impl Drop for Db {
 
 fn bench_sqlite(c: &mut Criterion) {
     let cal = CalendarId::new("bench").expect("valid id");
+    // As the `sync` example reads: large feeds in two pieces on this 2-core machine.
+    let two = ReadOptions::default().threads(2);
     let mut group = c.benchmark_group("sqlite");
     group.sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(10));
 
@@ -55,7 +58,7 @@ fn bench_sqlite(c: &mut Criterion) {
                 || {
                     let db = Db::fresh("first");
                     let engine = Engine::new(SqliteStore::open(&db.path).expect("opens"));
-                    (db, engine, IcsSource::from_bytes(cal.clone(), bytes.clone()))
+                    (db, engine, IcsSource::from_bytes(cal.clone(), bytes.clone()).with_options(two.clone()))
                 },
                 |(db, engine, source)| {
                     let r = block_on(engine.sync(black_box(&source), &cal));
@@ -85,7 +88,7 @@ fn bench_sqlite(c: &mut Criterion) {
                 b.iter_batched(
                     || {
                         turn += 1;
-                        IcsSource::from_bytes(cal.clone(), feeds[turn % 2].clone())
+                        IcsSource::from_bytes(cal.clone(), feeds[turn % 2].clone()).with_options(two.clone())
                     },
                     |source| {
                         let r = block_on(engine.sync(black_box(&source), &cal));

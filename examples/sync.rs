@@ -16,6 +16,7 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::Instant;
 
+use calscope::ics::ReadOptions;
 use calscope::{
     CalendarId, CalendarReport, CalendarSource, Engine, HttpConfig, IcsSource, PlanOptions, SqliteStore, SyncOptions,
     SyncReport,
@@ -112,7 +113,7 @@ fn source_for(id: CalendarId, source: &str) -> Result<Box<dyn CalendarSource>, S
     let lower = source.to_ascii_lowercase();
     if lower.starts_with("http://") || lower.starts_with("https://") {
         return IcsSource::from_url(id.clone(), source, HttpConfig::default())
-            .map(|s| Box::new(s) as Box<dyn CalendarSource>)
+            .map(|s| Box::new(s.with_options(read_options())) as Box<dyn CalendarSource>)
             .map_err(|e| format!("{id}: {e}"));
     }
     if let Some((scheme, _)) = source.split_once("://") {
@@ -121,7 +122,12 @@ fn source_for(id: CalendarId, source: &str) -> Result<Box<dyn CalendarSource>, S
     if source.is_empty() {
         return Err(format!("{id}: empty SOURCE"));
     }
-    Ok(Box::new(IcsSource::from_file(id, source)))
+    Ok(Box::new(IcsSource::from_file(id, source).with_options(read_options())))
+}
+
+/// Large feeds are read on every core.
+fn read_options() -> ReadOptions {
+    ReadOptions::default().threads(std::thread::available_parallelism().map_or(1, std::num::NonZero::get))
 }
 
 async fn run(args: &Args, store: SqliteStore) -> SyncReport {

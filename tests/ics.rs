@@ -4,6 +4,7 @@
 use calscope::ics::{ReadOptions, read_feed};
 use calscope::{Engine, ErrorKind, Event, Fingerprint, FingerprintPolicy, IcsSource, MemoryStore};
 use proptest::prelude::*;
+use std::fmt::Write as _;
 
 use crate::common::{block_on, cal, feed};
 
@@ -155,4 +156,67 @@ proptest! {
             prop_assert_eq!(event.fingerprint(), fingerprint_bytes(&a, &PROPS));
         }
     }
+}
+
+/// A feed over 4 MiB (the size from which a read may run in pieces) with what makes pieces
+/// interact: a custom VTIMEZONE at the top used by overrides everywhere, broken events,
+/// duplicates, skipped components, blank lines and a second VCALENDAR.
+fn big_feed(with_uidless: bool) -> String {
+    let mut out = String::from(
+        "BEGIN:VCALENDAR\r\nBEGIN:VTIMEZONE\r\nTZID:Custom/Office\r\nBEGIN:STANDARD\r\nDTSTART:19700101T000000\r\nTZOFFSETFROM:+0300\r\nTZOFFSETTO:+0300\r\nEND:STANDARD\r\nEND:VTIMEZONE\r\n",
+    );
+    for i in 0..9_000 {
+        let uid = if with_uidless && i % 1000 == 7 { String::new() } else { format!("UID:e{}\r\n", i % 8_990) };
+        let rid = if i % 10 == 3 { "RECURRENCE-ID;TZID=Custom/Office:20260105T100000\r\n" } else { "" };
+        let start = if i % 997 == 5 { "DTSTART:nonsense" } else { "DTSTART:20260105T090000Z" };
+        let _ = write!(
+            out,
+            "BEGIN:VEVENT\r\n{uid}{rid}DTSTAMP:20260101T000000Z\r\n{start}\r\nSUMMARY:event {i} {}\r\nDESCRIPTION:{}\r\nEND:VEVENT\r\n",
+            i % 3,
+            "x".repeat(400)
+        );
+        if i % 2500 == 0 {
+            out.push_str("BEGIN:VTODO\r\nUID:t\r\nEND:VTODO\r\n\r\n");
+        }
+        if i == 6_000 {
+            out.push_str("END:VCALENDAR\r\nBEGIN:VCALENDAR\r\n");
+        }
+    }
+    out.push_str("END:VCALENDAR\r\n");
+    assert!(out.len() > 4 << 20);
+    out
+}
+
+/// Events (key, fingerprint), problems and warnings, each sorted, and the calendar count.
+type Outcome = (Vec<(String, String)>, Vec<String>, Vec<String>, usize);
+
+fn sorted_read(text: &str, threads: usize) -> Outcome {
+    let options = ReadOptions::default().threads(threads);
+    let read = read_feed(&cal("big"), text.as_bytes(), &options).unwrap();
+    let mut events: Vec<(String, String)> =
+        read.events.iter().map(|e| (e.key().to_string(), e.fingerprint().to_string())).collect();
+    events.sort();
+    let mut problems: Vec<String> = read.problems.iter().map(ToString::to_string).collect();
+    problems.sort();
+    let mut warnings = read.warnings.clone();
+    warnings.sort();
+    (events, problems, warnings, read.calendars)
+}
+
+#[test]
+fn a_feed_read_in_pieces_reads_as_it_does_in_one() {
+    for uidless in [false, true] {
+        let text = big_feed(uidless);
+        let one = sorted_read(&text, 1);
+        assert!(one.0.len() > 8_000 && !one.1.is_empty() && one.3 == 2, "{:?}", (one.0.len(), &one.1, one.3));
+        assert!(one.0.iter().any(|(k, _)| k.contains("20260105T070000Z")), "overrides resolved in the feed's zone");
+        for threads in [2, 3, 8] {
+            assert_eq!(sorted_read(&text, threads), one, "threads {threads}, uidless {uidless}");
+        }
+    }
+    // A broken big feed gives the sequential error.
+    let text = big_feed(false);
+    let cut = &text[..text.len() - 40];
+    let err = |threads| read_feed(&cal("big"), cut.as_bytes(), &ReadOptions::default().threads(threads)).unwrap_err();
+    assert_eq!(err(2).to_string(), err(1).to_string());
 }

@@ -41,16 +41,36 @@ impl Default for Limits {
 }
 
 /// How [`read_feed`] reads.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct ReadOptions {
     /// Which properties fingerprints ignore.
     pub policy: FingerprintPolicy,
     /// Input bounds.
     pub limits: Limits,
+    /// Threads that may read one large feed (above 4 MiB of UTF-8 text) in parallel pieces; 1
+    /// (the default) reads on the calling thread only. Scoped OS threads, joined before the
+    /// read returns. The result holds the same events, problems and warnings as a sequential
+    /// read (events whose RECURRENCE-ID zone is defined in an earlier piece come last, as a
+    /// sequential read puts events whose zone is defined later); a read falls back to
+    /// sequential when a piece cannot be read on its own.
+    pub threads: usize,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        Self { policy: FingerprintPolicy::default(), limits: Limits::default(), threads: 1 }
+    }
 }
 
 impl ReadOptions {
+    /// Sets how many threads may read one large feed (see [`threads`](Self::threads)).
+    #[must_use]
+    pub fn threads(mut self, threads: usize) -> Self {
+        self.threads = threads.max(1);
+        self
+    }
+
     /// Sets the fingerprint policy.
     #[must_use]
     pub fn policy(mut self, policy: FingerprintPolicy) -> Self {
@@ -169,43 +189,48 @@ pub fn read_feed_owned(calendar: &CalendarId, bytes: Vec<u8>, options: &ReadOpti
         Err(e) => (None, Feed::Bytes(e.into_bytes())),
     };
     let all = bytes.as_bytes();
-    let mut reader = Reader {
-        calendar,
-        options,
-        policy: Arc::new(options.policy.clone()),
-        zones: Zones::default(),
-        warnings: Vec::new(),
-        problems: Vec::new(),
-        synthesized: HashMap::new(),
-        empty_rrules: 0,
-        shared,
-        events: Vec::new(),
-        offsets: Vec::new(),
-        deferred: Vec::new(),
-        skipped: HashMap::new(),
-    };
+    let policy = Arc::new(options.policy.clone());
     let (data, base) = match all.strip_prefix(b"\xEF\xBB\xBF") {
-        Some(rest) => {
-            reader.warnings.push("byte order mark skipped".to_owned());
-            (rest, 3)
-        }
+        Some(rest) => (rest, 3),
         None => (all, 0),
     };
-    // Sized up front: a growing vector of events would briefly hold two copies at its peak.
-    let expected = memchr::memmem::find_iter(data, b"BEGIN:VEVENT").count();
-    reader.events.reserve_exact(expected);
-    reader.offsets.reserve_exact(expected);
-    let Scan { calendars, blank_lines, outside_lines } = scan(data, base, &mut reader)?;
-    if blank_lines > 0 {
-        reader.warnings.push(format!("{blank_lines} blank lines skipped"));
+    let pieces =
+        if shared.is_some() && data.len() >= PARALLEL_MIN_BYTES { split(data, options.threads) } else { vec![] };
+    let parallel = if pieces.len() > 1 {
+        read_pieces(calendar, options, &policy, shared.as_ref(), data, base, &pieces)
+    } else {
+        None
+    };
+    let (mut reader, scan) = if let Some(read) = parallel {
+        read
+    } else {
+        let mut reader = Reader::new(calendar, options, &policy, shared.clone());
+        // Sized generously: untouched capacity costs address space, not memory, and a growing
+        // vector would briefly hold two copies of every event.
+        reader.events.reserve(data.len() / 256);
+        let scan = scan(data, base, &mut reader, false)?;
+        scan.check_closed()?;
+        (reader, scan)
+    };
+    if base > 0 {
+        reader.warnings.insert(0, "byte order mark skipped".to_owned());
     }
-    if outside_lines > 0 {
-        reader.warnings.push(format!("{outside_lines} lines outside any VCALENDAR ignored"));
+    if scan.calendars == 0 {
+        return Err(ScanError::NoCalendar.into());
     }
-    // Events whose RECURRENCE-ID names a zone defined later in the feed.
+    if scan.components > options.limits.max_components {
+        return Err(ScanError::TooMany { max: options.limits.max_components }.into());
+    }
+    if scan.blank_lines > 0 {
+        reader.warnings.push(format!("{} blank lines skipped", scan.blank_lines));
+    }
+    if scan.outside_lines > 0 {
+        reader.warnings.push(format!("{} lines outside any VCALENDAR ignored", scan.outside_lines));
+    }
+    // Events whose RECURRENCE-ID names a zone defined later in the feed (feed offsets).
     for (start, end, analysis) in std::mem::take(&mut reader.deferred) {
-        let bytes = data.get(start..end).unwrap_or_default();
-        reader.vevent(bytes, start + base, analysis);
+        let bytes = all.get(start..end).unwrap_or_default();
+        reader.vevent(bytes, start, analysis);
     }
     let mut skipped: Vec<_> = std::mem::take(&mut reader.skipped).into_iter().collect();
     skipped.sort();
@@ -215,10 +240,77 @@ pub fn read_feed_owned(calendar: &CalendarId, bytes: Vec<u8>, options: &ReadOpti
     if reader.empty_rrules > 0 {
         reader.warnings.push(format!("{} empty RRULE lines ignored", reader.empty_rrules));
     }
-    let events = std::mem::take(&mut reader.events);
+    let mut events = std::mem::take(&mut reader.events);
+    events.shrink_to_fit();
     let offsets = std::mem::take(&mut reader.offsets);
     reader.check_duplicates(&events, &offsets);
-    Ok(FeedRead { events, problems: reader.problems, warnings: reader.warnings, calendars })
+    Ok(FeedRead { events, problems: reader.problems, warnings: reader.warnings, calendars: scan.calendars })
+}
+
+/// Feeds smaller than this are read on one thread whatever [`ReadOptions::threads`] says.
+const PARALLEL_MIN_BYTES: usize = 4 << 20;
+
+/// Where to cut `data` into up to `n` pieces: each piece after the first starts at a line
+/// `BEGIN:VEVENT` (found after an even share of the bytes). Answers the start of every piece.
+fn split(data: &[u8], n: usize) -> Vec<usize> {
+    let mut starts = vec![0];
+    for i in 1..n {
+        let target = data.len() / n * i;
+        let from = target.max(starts.last().copied().unwrap_or(0) + 1);
+        let Some(found) = data.get(from..).and_then(|rest| memchr::memmem::find(rest, b"\nBEGIN:VEVENT")) else {
+            break;
+        };
+        starts.push(from + found + 1);
+    }
+    starts
+}
+
+/// Reads the pieces on scoped threads and merges them into what one reader would hold. `None`
+/// when a piece cannot be read on its own (a cut inside a component, an error anywhere, UIDs to
+/// synthesize, whose numbering spans the feed): the caller then reads sequentially, which also
+/// gives the exact error.
+fn read_pieces<'a>(
+    calendar: &'a CalendarId,
+    options: &'a ReadOptions,
+    policy: &Arc<FingerprintPolicy>,
+    shared: Option<&Arc<String>>,
+    data: &[u8],
+    base: usize,
+    starts: &[usize],
+) -> Option<(Reader<'a>, Scan)> {
+    let ranges: Vec<(usize, usize)> =
+        starts.iter().zip(starts.iter().skip(1).chain(std::iter::once(&data.len()))).map(|(&a, &b)| (a, b)).collect();
+    let last = ranges.len() - 1;
+    let results: Vec<Option<(Reader<'a>, Scan)>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = ranges
+            .iter()
+            .enumerate()
+            .map(|(i, &(start, end))| {
+                let piece = data.get(start..end).unwrap_or_default();
+                let shared = shared.cloned();
+                scope.spawn(move || {
+                    let mut reader = Reader::new(calendar, options, policy, shared);
+                    // The first piece's reader takes in the others': room for all of them.
+                    reader.events.reserve(if i == 0 { data.len() } else { piece.len() } / 256);
+                    let scan = scan(piece, base + start, &mut reader, i > 0).ok()?;
+                    let whole = if i == last { scan.check_closed().is_ok() } else { scan.ends_in_calendar };
+                    (whole && reader.synthesized.is_empty()).then_some((reader, scan))
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().ok().flatten()).collect()
+    });
+    let mut pieces = results.into_iter();
+    let (mut reader, mut scan) = pieces.next()??;
+    for piece in pieces {
+        let (other, more) = piece?;
+        reader.absorb(other);
+        scan.calendars += more.calendars;
+        scan.components += more.components;
+        scan.blank_lines += more.blank_lines;
+        scan.outside_lines += more.outside_lines;
+    }
+    Some((reader, scan))
 }
 
 /// The input, as text to share or as bytes to decode per component.
@@ -236,19 +328,39 @@ impl Feed {
     }
 }
 
-/// What the structural scan counted.
+/// What the structural scan counted, and where it ended.
 struct Scan {
     calendars: usize,
+    components: usize,
     blank_lines: usize,
     outside_lines: usize,
+    /// The innermost component still open at the end (none for a whole feed).
+    open: Option<Name>,
+    /// Whether exactly one VCALENDAR is open at the end (where a piece of a feed ends).
+    ends_in_calendar: bool,
+}
+
+impl Scan {
+    /// A whole feed closes every component it opens.
+    fn check_closed(&self) -> Result<()> {
+        match self.open {
+            Some(open) => {
+                Err(ScanError::Unterminated { name: String::from_utf8_lossy(open.as_slice()).into_owned() }.into())
+            }
+            None => Ok(()),
+        }
+    }
 }
 
 /// The single pass: structure, nesting, calendar-level lines, and every top-level component
 /// handed to the reader as it closes.
-fn scan(data: &[u8], base: usize, reader: &mut Reader<'_>) -> Result<Scan> {
+fn scan(data: &[u8], base: usize, reader: &mut Reader<'_>, in_calendar: bool) -> Result<Scan> {
     let options = reader.options;
     let limits = &options.limits;
     let mut stack: Vec<Name> = Vec::new();
+    if in_calendar {
+        stack.extend(component_name(b"VCALENDAR"));
+    }
     // The VEVENT being passed: analyzed (keys and fingerprint) in the same pass.
     let mut analyzer = Analyzer::default();
     let mut active: Option<usize> = None;
@@ -322,13 +434,8 @@ fn scan(data: &[u8], base: usize, reader: &mut Reader<'_>) -> Result<Scan> {
             reader.component(name, bytes, (start, line.end), base, in_calendar, analysis);
         }
     }
-    if let Some(open) = stack.last() {
-        return Err(ScanError::Unterminated { name: String::from_utf8_lossy(open.as_slice()).into_owned() }.into());
-    }
-    if calendars == 0 {
-        return Err(ScanError::NoCalendar.into());
-    }
-    Ok(Scan { calendars, blank_lines, outside_lines })
+    let ends_in_calendar = matches!(stack.as_slice(), [cal] if cal.as_slice() == b"VCALENDAR");
+    Ok(Scan { calendars, components, blank_lines, outside_lines, open: stack.last().copied(), ends_in_calendar })
 }
 
 /// Whether a component `name` directly inside `stack` is a top-level one: a VCALENDAR's child,
@@ -453,12 +560,48 @@ struct Reader<'a> {
     shared: Option<Arc<String>>,
     events: Vec<Event>,
     offsets: Vec<usize>,
-    /// VEVENTs waiting for a VTIMEZONE defined later: (start, end, analysis) in scan offsets.
+    /// VEVENTs waiting for a VTIMEZONE defined later: (start, end, analysis) in feed offsets.
     deferred: Vec<(usize, usize, Option<Analysis>)>,
     skipped: HashMap<String, usize>,
 }
 
-impl Reader<'_> {
+impl<'a> Reader<'a> {
+    fn new(
+        calendar: &'a CalendarId,
+        options: &'a ReadOptions,
+        policy: &Arc<FingerprintPolicy>,
+        shared: Option<Arc<String>>,
+    ) -> Self {
+        Reader {
+            calendar,
+            options,
+            policy: Arc::clone(policy),
+            zones: Zones::default(),
+            warnings: Vec::new(),
+            problems: Vec::new(),
+            synthesized: HashMap::new(),
+            empty_rrules: 0,
+            shared,
+            events: Vec::new(),
+            offsets: Vec::new(),
+            deferred: Vec::new(),
+            skipped: HashMap::new(),
+        }
+    }
+
+    /// Takes in what the reader of the next piece of the feed found.
+    fn absorb(&mut self, next: Reader<'_>) {
+        self.zones.absorb(next.zones);
+        self.warnings.extend(next.warnings);
+        self.problems.extend(next.problems);
+        self.empty_rrules += next.empty_rrules;
+        self.events.extend(next.events);
+        self.offsets.extend(next.offsets);
+        self.deferred.extend(next.deferred);
+        for (name, n) in next.skipped {
+            *self.skipped.entry(name).or_default() += n;
+        }
+    }
     fn problem(&mut self, offset: usize, uid: Option<&str>, reason: impl Into<String>) {
         self.problems.push(Problem { offset, uid: uid.map(str::to_owned), reason: reason.into() });
     }
@@ -476,7 +619,7 @@ impl Reader<'_> {
         match (name.as_slice(), in_calendar) {
             (b"VEVENT", true) => {
                 if self.needs_later_zone(analysis.as_ref()) {
-                    self.deferred.push((start, end, analysis));
+                    self.deferred.push((start + base, end + base, analysis));
                 } else {
                     self.vevent(bytes, start + base, analysis);
                 }
@@ -696,6 +839,25 @@ mod tests {
         assert_eq!(kind(""), ErrorKind::Parse);
         let deep = format!("BEGIN:VCALENDAR\n{}", "BEGIN:X\n".repeat(100));
         assert_eq!(kind(&deep), ErrorKind::LimitExceeded);
+    }
+
+    #[test]
+    fn pieces_are_read_in_parallel_unless_uids_must_be_synthesized() {
+        let body: String = (0..200).map(|i| EV.replace("UID:1", &format!("UID:{i}"))).collect();
+        let text = format!("BEGIN:VCALENDAR\r\n{body}END:VCALENDAR\r\n");
+        let data = text.as_bytes();
+        let starts = split(data, 2);
+        assert_eq!(starts.len(), 2);
+        assert!(data[starts[1]..].starts_with(b"BEGIN:VEVENT"));
+        let (c, options) = (CalendarId::new("c").unwrap(), ReadOptions::default());
+        let policy = Arc::new(options.policy.clone());
+        let shared = Arc::new(text.clone());
+        let (reader, scan) = read_pieces(&c, &options, &policy, Some(&shared), data, 0, &starts).unwrap();
+        assert_eq!((reader.events.len(), scan.calendars), (200, 1));
+        let uidless = text.replace("UID:150\r\n", "");
+        let shared = Arc::new(uidless.clone());
+        let starts = split(uidless.as_bytes(), 2);
+        assert!(read_pieces(&c, &options, &policy, Some(&shared), uidless.as_bytes(), 0, &starts).is_none());
     }
 
     #[test]

@@ -104,6 +104,12 @@ impl Zones {
     }
 
     /// Whether the feed defined a VTIMEZONE named `tzid`.
+    /// Takes in the zones another reader found later in the same feed (a later definition of
+    /// the same TZID wins, as when one reader reads both).
+    pub(crate) fn absorb(&mut self, later: Self) {
+        self.defined.extend(later.defined);
+    }
+
     pub(crate) fn defines(&self, tzid: &str) -> bool {
         self.defined.contains_key(tzid.trim().trim_matches('"'))
     }
