@@ -15,6 +15,8 @@ fuzz_target!(|data: &[u8]| {
             // same fingerprint.
             if let Ok(again) = Event::from_ics(&calendar, event.raw(), &FingerprintPolicy::default()) {
                 assert_eq!(again.fingerprint(), event.fingerprint());
+                // The same bytes have the same source hash (the planner's fast path).
+                assert_eq!(again.source_hash(), event.source_hash());
             }
         }
     }
