@@ -159,16 +159,17 @@ impl Event {
         if let Some(c) = self.canon.get() {
             return (c.fingerprint, c.digest.to_bytes());
         }
-        let policy = self.policy.as_deref().unwrap_or_else(|| default_policy());
-        let c = canonicalize(self.raw().as_bytes(), policy);
+        let c = self.canonicalize();
         (c.fingerprint, c.digest.to_bytes())
     }
 
     fn canonical(&self) -> &Canonical {
-        self.canon.get_or_init(|| {
-            let policy = self.policy.as_deref().unwrap_or_else(|| default_policy());
-            canonicalize(self.raw().as_bytes(), policy)
-        })
+        self.canon.get_or_init(|| self.canonicalize())
+    }
+
+    /// Computes the canonical form under the event's policy (the default when it has none).
+    fn canonicalize(&self) -> Canonical {
+        canonicalize(self.raw().as_bytes(), self.policy.as_deref().unwrap_or_else(|| default_policy()))
     }
 
     /// The content fingerprint; a write happens only when it differs from the stored one.
