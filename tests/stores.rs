@@ -25,6 +25,10 @@ fn sqlite_store_on_disk_passes_the_store_checks_and_keeps_them_after_reopening()
         let store = SqliteStore::open(&path).unwrap();
         block_on(testkit::run_store_checks(&store)).unwrap();
     }
+    // Closed: both connections are gone and nothing is left in the WAL (a leaked connection
+    // or a skipped final checkpoint would leave frames there).
+    let wal = std::fs::metadata(format!("{}-wal", path.display())).map_or(0, |m| m.len());
+    assert_eq!(wal, 0, "the WAL is checkpointed when the store closes");
     // Reopened: the schema is created idempotently and the rows are there.
     let store = SqliteStore::open(&path).unwrap();
     let cal = calscope::CalendarId::new("testkit-large_plan-0").unwrap();

@@ -110,7 +110,9 @@ const ENTRY_COLUMNS: &str = "uid, recurrence_id, fingerprint, source_hash, diges
 /// calendar's cursor. Upserts run `INSERT … ON CONFLICT (calendar_id, uid, recurrence_id) DO
 /// UPDATE … WHERE events.fingerprint IS NOT excluded.fingerprint`, deletes name the full key,
 /// and every statement's affected-row count goes through [`Plan::check_rows`](crate::Plan::check_rows) before commit.
-/// Statements are prepared once and cached.
+/// Statements are prepared once and cached. A file database copies its WAL into the database
+/// file (checkpoints) on a second connection of its own after each call, so an apply does not
+/// wait for that copy; closing the store checkpoints what is left and truncates the WAL.
 ///
 /// # Async hosts
 ///
@@ -140,6 +142,7 @@ const ENTRY_COLUMNS: &str = "uid, recurrence_id, fingerprint, source_hash, diges
 pub struct SqliteStore {
     jobs: Option<mpsc::Sender<Job>>,
     worker: Option<JoinHandle<()>>,
+    checkpointer: Option<JoinHandle<()>>,
     location: PathBuf,
 }
 
@@ -161,7 +164,7 @@ impl SqliteStore {
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         let target = path.clone();
-        Self::start(path, move || Connection::open(target))
+        Self::start(path.clone(), Some(path), move || Connection::open(target))
     }
 
     /// A private database in memory (for tests and tools).
@@ -169,16 +172,35 @@ impl SqliteStore {
     /// # Errors
     /// [`ErrorKind::Storage`] when SQLite cannot start.
     pub fn open_in_memory() -> Result<Self> {
-        Self::start(PathBuf::from(":memory:"), Connection::open_in_memory)
+        Self::start(PathBuf::from(":memory:"), None, Connection::open_in_memory)
     }
 
-    fn start(location: PathBuf, open: impl FnOnce() -> rusqlite::Result<Connection> + Send + 'static) -> Result<Self> {
+    fn start(
+        location: PathBuf,
+        file: Option<PathBuf>,
+        open: impl FnOnce() -> rusqlite::Result<Connection> + Send + 'static,
+    ) -> Result<Self> {
         let (jobs, queue) = mpsc::channel::<Job>();
         let (ready_tx, ready_rx) = mpsc::channel::<Result<()>>();
+        // A file database checkpoints its WAL on a connection of its own, after commits, so an
+        // apply does not wait for its pages to be copied into the database file.
+        let (checkpoints, checkpointer) = match file {
+            Some(path) => {
+                let (tx, rx) = mpsc::channel::<()>();
+                let handle = std::thread::Builder::new()
+                    .name("calscope-sqlite-checkpoint".to_owned())
+                    .spawn(move || checkpoint_loop(&path, &rx))
+                    .map_err(|e| Error::new(ErrorKind::Storage, "cannot start the SQLite thread").with_source(e))?;
+                (Some(tx), Some(handle))
+            }
+            None => (None, None),
+        };
         let worker = std::thread::Builder::new()
             .name("calscope-sqlite".to_owned())
             .spawn(move || {
-                let mut conn = match open().map_err(storage("open")).and_then(|mut c| prepare(&mut c).map(|()| c)) {
+                let background = checkpoints.is_some();
+                let opened = open().map_err(storage("open")).and_then(|mut c| prepare(&mut c, background).map(|()| c));
+                let mut conn = match opened {
                     Ok(conn) => {
                         let _ = ready_tx.send(Ok(()));
                         conn
@@ -192,13 +214,16 @@ impl SqliteStore {
                     // A panicking job loses its answer (the caller sees a storage error), not the
                     // store; its transaction was rolled back when it unwound.
                     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut conn)));
+                    if let Some(tx) = &checkpoints {
+                        let _ = tx.send(());
+                    }
                 }
             })
             .map_err(|e| Error::new(ErrorKind::Storage, "cannot start the SQLite thread").with_source(e))?;
-        let opened = ready_rx
-            .recv()
-            .map_err(|_| Error::new(ErrorKind::Storage, format!("SQLite thread for {} stopped", location.display())))?;
-        let store = Self { jobs: Some(jobs), worker: Some(worker), location };
+        let store = Self { jobs: Some(jobs), worker: Some(worker), checkpointer, location };
+        let opened = ready_rx.recv().map_err(|_| {
+            Error::new(ErrorKind::Storage, format!("SQLite thread for {} stopped", store.location.display()))
+        })?;
         opened.map(|()| store)
     }
 
@@ -246,7 +271,24 @@ impl Drop for SqliteStore {
         if let Some(worker) = self.worker.take() {
             let _ = worker.join();
         }
+        // The worker's end closed the checkpointer's queue: it checkpoints what is left.
+        if let Some(checkpointer) = self.checkpointer.take() {
+            let _ = checkpointer.join();
+        }
     }
+}
+
+/// Checkpoints the WAL after each call the store ran (signals that queued up meanwhile are
+/// served by one checkpoint), and once more, truncating the WAL, when the store closes.
+/// A checkpoint that fails is retried at the next signal: the WAL only grows meanwhile.
+fn checkpoint_loop(path: &Path, signals: &mpsc::Receiver<()>) {
+    let Ok(conn) = Connection::open(path) else { return };
+    let _ = conn.busy_timeout(std::time::Duration::from_secs(5));
+    while signals.recv().is_ok() {
+        while signals.try_recv().is_ok() {}
+        let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+    }
+    let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
 }
 
 /// Maps a SQLite error to [`ErrorKind::Storage`], naming what was being done.
@@ -258,10 +300,13 @@ fn corrupt(what: impl fmt::Display) -> Error {
     Error::new(ErrorKind::Storage, format!("sqlite: unreadable stored data: {what}"))
 }
 
-/// Pragmas and schema.
-fn prepare(conn: &mut Connection) -> Result<()> {
+/// Pragmas and schema. With a background checkpointer, commits do not checkpoint.
+fn prepare(conn: &mut Connection, background_checkpoints: bool) -> Result<()> {
     conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;")
         .map_err(storage("configure"))?;
+    if background_checkpoints {
+        conn.execute_batch("PRAGMA wal_autocheckpoint = 0;").map_err(storage("configure"))?;
+    }
     migrate(conn, &MIGRATIONS)
 }
 
