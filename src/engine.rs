@@ -24,11 +24,15 @@ pub struct SyncOptions {
     pub concurrency: usize,
     /// Plan without applying; reports carry the plans. Default `false`.
     pub dry_run: bool,
+    /// How many times a calendar is synced again (fetch, load, plan, apply) when its apply
+    /// fails with [`ErrorKind::Conflict`]: another worker synced it meanwhile, so the plan was
+    /// stale and the store refused it. Default 3.
+    pub conflict_retries: u32,
 }
 
 impl Default for SyncOptions {
     fn default() -> Self {
-        Self { plan: PlanOptions::default(), concurrency: 4, dry_run: false }
+        Self { plan: PlanOptions::default(), concurrency: 4, dry_run: false, conflict_retries: 3 }
     }
 }
 
@@ -51,6 +55,13 @@ impl SyncOptions {
     #[must_use]
     pub fn dry_run(mut self, dry_run: bool) -> Self {
         self.dry_run = dry_run;
+        self
+    }
+
+    /// Sets how often a calendar whose apply conflicted is synced again.
+    #[must_use]
+    pub fn conflict_retries(mut self, n: u32) -> Self {
+        self.conflict_retries = n;
         self
     }
 }
@@ -103,6 +114,10 @@ pub struct CalendarReport {
     pub warnings: Vec<String>,
     /// Wall time of the calendar's sync, in milliseconds.
     pub duration_ms: f64,
+    /// How many times the sync started over because another worker synced the calendar
+    /// meanwhile ([`SyncOptions::conflict_retries`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub retries: u32,
     /// Why it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -219,7 +234,15 @@ impl<S: Store> Engine<S> {
     pub async fn sync(&self, source: &dyn CalendarSource, calendar: &CalendarId) -> CalendarReport {
         let started = Instant::now();
         let mut warnings = Vec::new();
-        let result = self.run(source, calendar, &mut warnings).await;
+        let mut retries = 0;
+        let result = loop {
+            // Warnings of an attempt that conflicted belong to a fetch that was not applied.
+            warnings.clear();
+            match self.run(source, calendar, &mut warnings).await {
+                Err(e) if e.kind() == ErrorKind::Conflict && retries < self.options.conflict_retries => retries += 1,
+                other => break other,
+            }
+        };
         let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
         match result {
             Ok(Outcome { plan, warnings: more }) => {
@@ -233,6 +256,7 @@ impl<S: Store> Engine<S> {
                     unchanged: plan.unchanged() as u64,
                     warnings,
                     duration_ms,
+                    retries,
                     error: None,
                     error_kind: None,
                     plan: self.options.dry_run.then_some(plan),
@@ -247,6 +271,7 @@ impl<S: Store> Engine<S> {
                 unchanged: 0,
                 warnings,
                 duration_ms,
+                retries,
                 error: Some(error_chain(&err)),
                 error_kind: Some(err.kind()),
                 plan: None,
@@ -317,6 +342,11 @@ impl<S: Store> Engine<S> {
         plan.check_rows(&applied.rows)?;
         Ok(Outcome { plan, warnings: applied.warnings })
     }
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 fn error_chain(err: &Error) -> String {

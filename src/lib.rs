@@ -68,8 +68,9 @@
 //!
 //! Always compiled: [`MemorySource`] (events in memory with a change log, deltas and cursor
 //! expiry), [`IcsSource`] over files and bytes (the feed reader is [`ics::read_feed`]) and
-//! [`MemoryStore`]. Feeds over http(s) need the `http` feature. The CalDAV source and the SQLite
-//! and Postgres stores arrive behind their own features.
+//! [`MemoryStore`]. Feeds over http(s) need the `http` feature; the SQLite store the `sqlite`
+//! feature (on by default), the Postgres store the `postgres` feature. The CalDAV source arrives
+//! behind its own feature.
 //!
 //! # Crate features
 //!
@@ -77,7 +78,8 @@
 //! |---|---|
 //! | *(none)* | the core: ids, events, fingerprints, planner, engine, the iCalendar reader, memory source and store, `IcsSource` for files and bytes |
 //! | `sqlite` *(default)* | [`SqliteStore`]: the embedded default store (rusqlite with the bundled SQLite) |
-//! | `testkit` | [`testkit`]: conformance checks a host runs against its own `Store` (not semver-stable) |
+//! | `postgres` | `PostgresStore`: the scale-out store, shared by any number of workers (tokio-postgres with a deadpool pool; needs a Tokio runtime) |
+//! | `testkit` | [`testkit`]: conformance checks a host runs against its own `Store` and `CalendarSource` (not semver-stable) |
 //! | `http` | `IcsSource::from_url`: feeds over http(s) with conditional GETs (reqwest, rustls with the ring provider; needs a Tokio runtime) |
 
 mod analyze;
@@ -119,6 +121,17 @@ pub use stores::sqlite::SqliteStore;
 pub mod sqlite {
     pub use crate::stores::sqlite::{SCHEMA_VERSION, SqliteStore};
     pub use rusqlite;
+}
+#[cfg(feature = "postgres")]
+pub use stores::postgres::{PostgresConfig, PostgresStore};
+/// The Postgres store's module: [`PostgresStore`], its schema version, and the
+/// `deadpool_postgres` and `tokio_postgres` it is built on (for host queries through
+/// [`PostgresStore::pool`], and for [`PostgresStore::from_pool`]).
+#[cfg(feature = "postgres")]
+pub mod postgres {
+    pub use crate::stores::postgres::{PostgresConfig, PostgresStore, SCHEMA_VERSION};
+    pub use deadpool_postgres;
+    pub use deadpool_postgres::tokio_postgres;
 }
 
 #[cfg(doctest)]

@@ -9,6 +9,8 @@ mod golden;
 mod http;
 mod ics;
 mod planner;
+mod postgres;
 mod props;
+mod sources;
 mod stores;
 mod sync_example;

@@ -1,6 +1,10 @@
-//! [`Store`](crate::Store) implementations. `memory` is always compiled; `sqlite` with the
-//! `sqlite` feature.
+//! [`Store`](crate::Store) implementations. `memory` is always compiled; `sqlite` and `postgres`
+//! with their features.
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) mod columns;
 pub(crate) mod memory;
+#[cfg(feature = "postgres")]
+pub(crate) mod postgres;
 #[cfg(feature = "sqlite")]
 pub(crate) mod sqlite;

@@ -12,11 +12,9 @@ use futures::channel::oneshot;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::event::{EventStatus, EventTime, RawText, Transparency};
-use crate::fingerprint::{Fingerprint, PropertyDigest, SourceHash};
-use crate::id::{CalendarId, Cursor, Etag, EventKey, Href, RecurrenceId, Uid};
-use crate::plan::Change;
+use crate::id::{CalendarId, Cursor, Etag, EventKey, Href};
 use crate::store::{Applied, ApplyRequest, CalendarHead, LoadScope, Revision, Store, StoredEntry, StoredState};
+use crate::stores::columns::{self, EntryColumns, Row, entry, rid_text, row};
 
 /// The schema version this build writes (`PRAGMA user_version`).
 pub const SCHEMA_VERSION: u32 = 1;
@@ -297,8 +295,11 @@ fn storage(what: &'static str) -> impl Fn(rusqlite::Error) -> Error {
 }
 
 fn corrupt(what: impl fmt::Display) -> Error {
-    Error::new(ErrorKind::Storage, format!("sqlite: unreadable stored data: {what}"))
+    columns::corrupt(STORE, what)
 }
+
+/// How errors name this store.
+const STORE: &str = "sqlite";
 
 /// Pragmas and schema. With a background checkpointer, commits do not checkpoint.
 fn prepare(conn: &mut Connection, background_checkpoints: bool) -> Result<()> {
@@ -333,10 +334,6 @@ fn to_i64(n: u64, what: &str) -> Result<i64> {
     i64::try_from(n).map_err(|_| Error::new(ErrorKind::Storage, format!("{what} {n} does not fit SQLite")))
 }
 
-fn rid_text(rid: Option<&RecurrenceId>) -> String {
-    rid.map(ToString::to_string).unwrap_or_default()
-}
-
 fn time_text(t: Option<DateTime<Utc>>) -> Option<String> {
     t.map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
 }
@@ -353,40 +350,40 @@ fn head(conn: &Connection, calendar: &CalendarId) -> Result<CalendarHead> {
     Ok(CalendarHead::new(cursor.map(Cursor::new), Revision(revision), events))
 }
 
-type EntryRow = (String, String, Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>, Option<String>, Option<String>);
-
-fn entry_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EntryRow> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
-}
-
-/// Decodes one stored row; anything unreadable is a storage error naming the row.
-fn entry(calendar: &CalendarId, row: EntryRow) -> Result<StoredEntry> {
-    let (uid, rid, fingerprint, source_hash, digest, href, etag) = row;
-    let bad = |what: &str| corrupt(format!("{what} of {calendar}/{uid}"));
-    let key_uid = Uid::new(&uid).map_err(|_| bad("uid"))?;
-    let recurrence_id = if rid.is_empty() { None } else { Some(rid.parse().map_err(|_| bad("recurrence_id"))?) };
-    let hash16 = |bytes: &[u8]| <[u8; 16]>::try_from(bytes).ok();
-    let fingerprint = hash16(&fingerprint).map(Fingerprint::from_bytes).ok_or_else(|| bad("fingerprint"))?;
-    let source_hash = match source_hash {
-        Some(b) => Some(hash16(&b).map(SourceHash::from_bytes).ok_or_else(|| bad("source_hash"))?),
-        None => None,
+/// Decodes the current row of a `SELECT {ENTRY_COLUMNS}` straight from SQLite's buffers.
+fn entry_of(calendar: &CalendarId, r: &rusqlite::Row<'_>) -> Result<StoredEntry> {
+    use rusqlite::types::ValueRef;
+    let bad = |what: &str| corrupt(format!("{what} of a row of {calendar}"));
+    let text = |i: usize, what: &str| -> Result<Option<&str>> {
+        match r.get_ref(i).map_err(storage("load"))? {
+            ValueRef::Null => Ok(None),
+            ValueRef::Text(t) => std::str::from_utf8(t).map(Some).map_err(|_| bad(what)),
+            _ => Err(bad(what)),
+        }
     };
-    let digest = match digest {
-        Some(b) => Some(PropertyDigest::from_bytes(&b).map_err(|_| bad("digest"))?),
-        None => None,
+    let blob = |i: usize, what: &str| -> Result<Option<&[u8]>> {
+        match r.get_ref(i).map_err(storage("load"))? {
+            ValueRef::Null => Ok(None),
+            ValueRef::Blob(b) => Ok(Some(b)),
+            _ => Err(bad(what)),
+        }
     };
-    let href = href.map(|h| Href::new(h).map_err(|_| bad("href"))).transpose()?;
-    let etag = etag.map(|e| Etag::new(e).map_err(|_| bad("etag"))).transpose()?;
-    Ok(StoredEntry::new(EventKey::new(calendar.clone(), key_uid, recurrence_id), fingerprint)
-        .with_source_hash(source_hash)
-        .with_digest(digest)
-        .with_href(href, etag))
+    let columns = EntryColumns {
+        uid: text(0, "uid")?.ok_or_else(|| bad("uid"))?,
+        rid: text(1, "recurrence_id")?.ok_or_else(|| bad("recurrence_id"))?,
+        fingerprint: blob(2, "fingerprint")?.ok_or_else(|| bad("fingerprint"))?,
+        source_hash: blob(3, "source_hash")?,
+        digest: blob(4, "digest")?,
+        href: text(5, "href")?,
+        etag: text(6, "etag")?,
+    };
+    entry(STORE, calendar, &columns)
 }
 
 fn load(conn: &Connection, calendar: &CalendarId, scope: &OwnedScope) -> Result<StoredState> {
     let head = head(conn, calendar)?;
     let cal = calendar.as_str();
-    // Rows are decoded as they stream out of SQLite: never all of them twice.
+    // Rows are decoded as they stream out of SQLite, from its buffers: never all of them twice.
     let mut entries: Vec<StoredEntry> = Vec::new();
     match scope {
         OwnedScope::Head => {}
@@ -394,8 +391,9 @@ fn load(conn: &Connection, calendar: &CalendarId, scope: &OwnedScope) -> Result<
             let sql = format!("SELECT {ENTRY_COLUMNS} FROM events WHERE calendar_id = ?1");
             let mut stmt = conn.prepare_cached(&sql).map_err(storage("load"))?;
             entries.reserve(usize::try_from(head.events).unwrap_or(0));
-            for row in stmt.query_map(params![cal], entry_row).map_err(storage("load"))? {
-                entries.push(entry(calendar, row.map_err(storage("load"))?)?);
+            let mut rows = stmt.query(params![cal]).map_err(storage("load"))?;
+            while let Some(r) = rows.next().map_err(storage("load"))? {
+                entries.push(entry_of(calendar, r)?);
             }
         }
         OwnedScope::Touched { keys, hrefs } => {
@@ -403,25 +401,24 @@ fn load(conn: &Connection, calendar: &CalendarId, scope: &OwnedScope) -> Result<
                 "SELECT {ENTRY_COLUMNS} FROM events WHERE calendar_id = ?1 AND uid = ?2 AND recurrence_id = ?3"
             );
             let by_href = format!("SELECT {ENTRY_COLUMNS} FROM events WHERE calendar_id = ?1 AND href = ?2");
-            let mut seen: HashSet<(String, String)> = HashSet::new();
-            let mut keep = |row: EntryRow, entries: &mut Vec<StoredEntry>| -> Result<()> {
-                if seen.insert((row.0.clone(), row.1.clone())) {
-                    entries.push(entry(calendar, row)?);
+            let mut seen: HashSet<EventKey> = HashSet::new();
+            let mut keep = |e: StoredEntry, entries: &mut Vec<StoredEntry>| {
+                if seen.insert(e.key.clone()) {
+                    entries.push(e);
                 }
-                Ok(())
             };
             let mut stmt = conn.prepare_cached(&by_key).map_err(storage("load"))?;
             for (uid, rid) in keys {
-                if let Some(row) =
-                    stmt.query_row(params![cal, uid, rid], entry_row).optional().map_err(storage("load"))?
-                {
-                    keep(row, &mut entries)?;
+                let mut rows = stmt.query(params![cal, uid, rid]).map_err(storage("load"))?;
+                if let Some(r) = rows.next().map_err(storage("load"))? {
+                    keep(entry_of(calendar, r)?, &mut entries);
                 }
             }
             let mut stmt = conn.prepare_cached(&by_href).map_err(storage("load"))?;
             for href in hrefs {
-                for row in stmt.query_map(params![cal, href], entry_row).map_err(storage("load"))? {
-                    keep(row.map_err(storage("load"))?, &mut entries)?;
+                let mut rows = stmt.query(params![cal, href]).map_err(storage("load"))?;
+                while let Some(r) = rows.next().map_err(storage("load"))? {
+                    keep(entry_of(calendar, r)?, &mut entries);
                 }
             }
         }
@@ -449,89 +446,6 @@ impl OwnedScope {
     }
 }
 
-fn status_text(status: &EventStatus) -> String {
-    match status {
-        EventStatus::Tentative => "tentative".to_owned(),
-        EventStatus::Confirmed => "confirmed".to_owned(),
-        EventStatus::Cancelled => "cancelled".to_owned(),
-        EventStatus::Other(other) => other.clone(),
-    }
-}
-
-/// One change, ready to bind: built on the caller's thread (fields parsed, fingerprint and time
-/// texts computed) while the store's thread executes the previous batch.
-enum Row {
-    Upsert(Box<UpsertRow>),
-    Delete { uid: Uid, rid: String },
-}
-
-struct UpsertRow {
-    uid: Uid,
-    rid: String,
-    summary: Option<String>,
-    location: Option<String>,
-    description: Option<String>,
-    starts_at: Option<String>,
-    ends_at: Option<String>,
-    all_day: bool,
-    tzid: Option<String>,
-    rrule: Option<String>,
-    status: Option<String>,
-    transparency: Option<&'static str>,
-    sequence: Option<i64>,
-    fingerprint: [u8; 16],
-    source_hash: [u8; 16],
-    digest: Vec<u8>,
-    href: Option<Href>,
-    etag: Option<Etag>,
-    raw: RawText,
-}
-
-/// Builds the row of one change; fields that could not be interpreted go to `warnings`.
-fn row(change: &Change, warnings: &mut Vec<String>) -> Row {
-    let event = match change {
-        Change::Insert { event } | Change::Update { event, .. } => event,
-        Change::Delete { key, .. } => {
-            return Row::Delete { uid: key.uid.clone(), rid: rid_text(key.recurrence_id.as_ref()) };
-        }
-    };
-    // Parsed here, used for this row, dropped: never all events' fields at once.
-    let details = event.parse_details();
-    for p in &details.problems {
-        warnings.push(format!("{}: {p}", event.key()));
-    }
-    let key = event.key();
-    let (fingerprint, digest) = event.fingerprint_and_digest();
-    let tzid = match &details.start {
-        Some(EventTime::Zoned { tzid, .. }) => Some(tzid.clone()),
-        _ => None,
-    };
-    Row::Upsert(Box::new(UpsertRow {
-        uid: key.uid.clone(),
-        rid: rid_text(key.recurrence_id.as_ref()),
-        starts_at: time_text(details.start.as_ref().and_then(EventTime::to_utc)),
-        ends_at: time_text(details.end_utc()),
-        all_day: details.is_all_day(),
-        tzid,
-        rrule: (!details.rrule.is_empty()).then(|| details.rrule.join("\n")),
-        status: details.status.as_ref().map(status_text),
-        transparency: details.transparency.map(|t| match t {
-            Transparency::Opaque => "opaque",
-            Transparency::Transparent => "transparent",
-        }),
-        summary: details.summary,
-        location: details.location,
-        description: details.description,
-        sequence: event.sequence(),
-        fingerprint: fingerprint.to_bytes(),
-        source_hash: event.source_hash().to_bytes(),
-        digest,
-        href: event.href().cloned(),
-        etag: event.etag().cloned(),
-        raw: event.raw_text(),
-    }))
-}
-
 /// Executes one row; answers the affected rows.
 fn execute(
     upsert: &mut rusqlite::CachedStatement<'_>,
@@ -550,8 +464,8 @@ fn execute(
                 r.summary,
                 r.location,
                 r.description,
-                r.starts_at,
-                r.ends_at,
+                time_text(r.starts_at),
+                time_text(r.ends_at),
                 r.all_day,
                 r.tzid,
                 r.rrule,

@@ -1,19 +1,4 @@
-//! Conformance checks for [`Store`] implementations (feature `testkit`).
-//!
-//! **Not semver-stable**: checks are added and tightened in minor versions, so a store that
-//! passes today's kit may fail tomorrow's for a real bug.
-//!
-//! Each check takes a store that is empty (or at least holds none of the calendars the check
-//! uses: they are named `testkit-<check>-…`) and answers an error naming what went wrong.
-//! [`run_store_checks`] runs them all.
-//!
-//! # Example: a host holding its own store to the contract
-//! ```
-//! # futures::executor::block_on(async {
-//! let store = calscope::MemoryStore::new(); // your `impl Store`
-//! calscope::testkit::run_store_checks(&store).await?;
-//! # Ok::<(), calscope::Error>(()) }).unwrap();
-//! ```
+//! Conformance checks for [`Store`] implementations.
 
 use futures::future::join;
 

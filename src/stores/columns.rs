@@ -1,0 +1,142 @@
+//! What the SQL stores share: the columns of an event row, built from a change, and the decoding
+//! of the columns a sync loads back.
+//!
+//! SQLite and Postgres keep the same schema shape (see their docs); only the binding differs.
+
+use chrono::{DateTime, Utc};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::event::{EventStatus, EventTime, RawText, Transparency};
+use crate::fingerprint::{Fingerprint, PropertyDigest, SourceHash};
+use crate::id::{CalendarId, Etag, EventKey, Href, RecurrenceId, Uid};
+use crate::plan::Change;
+use crate::store::StoredEntry;
+
+/// The `recurrence_id` column: the normalized RECURRENCE-ID, or `''` for a master or single
+/// event (so that a unique index holds for masters too; a NULL would not).
+pub(crate) fn rid_text(rid: Option<&RecurrenceId>) -> String {
+    rid.map(ToString::to_string).unwrap_or_default()
+}
+
+fn status_text(status: &EventStatus) -> String {
+    match status {
+        EventStatus::Tentative => "tentative".to_owned(),
+        EventStatus::Confirmed => "confirmed".to_owned(),
+        EventStatus::Cancelled => "cancelled".to_owned(),
+        EventStatus::Other(other) => other.clone(),
+    }
+}
+
+/// One change, ready to bind: built on the caller's side (fields parsed, fingerprint computed)
+/// while the database executes the previous batch.
+pub(crate) enum Row {
+    Upsert(Box<UpsertRow>),
+    Delete { uid: Uid, rid: String },
+}
+
+/// The columns of one upserted event.
+pub(crate) struct UpsertRow {
+    pub(crate) uid: Uid,
+    pub(crate) rid: String,
+    pub(crate) summary: Option<String>,
+    pub(crate) location: Option<String>,
+    pub(crate) description: Option<String>,
+    pub(crate) starts_at: Option<DateTime<Utc>>,
+    pub(crate) ends_at: Option<DateTime<Utc>>,
+    pub(crate) all_day: bool,
+    pub(crate) tzid: Option<String>,
+    pub(crate) rrule: Option<String>,
+    pub(crate) status: Option<String>,
+    pub(crate) transparency: Option<&'static str>,
+    pub(crate) sequence: Option<i64>,
+    pub(crate) fingerprint: [u8; 16],
+    pub(crate) source_hash: [u8; 16],
+    pub(crate) digest: Vec<u8>,
+    pub(crate) href: Option<Href>,
+    pub(crate) etag: Option<Etag>,
+    pub(crate) raw: RawText,
+}
+
+/// Builds the row of one change; fields that could not be interpreted go to `warnings`.
+pub(crate) fn row(change: &Change, warnings: &mut Vec<String>) -> Row {
+    let event = match change {
+        Change::Insert { event } | Change::Update { event, .. } => event,
+        Change::Delete { key, .. } => {
+            return Row::Delete { uid: key.uid.clone(), rid: rid_text(key.recurrence_id.as_ref()) };
+        }
+    };
+    // Parsed here, used for this row, dropped: never all events' fields at once.
+    let details = event.parse_details();
+    for p in &details.problems {
+        warnings.push(format!("{}: {p}", event.key()));
+    }
+    let key = event.key();
+    let (fingerprint, digest) = event.fingerprint_and_digest();
+    let tzid = match &details.start {
+        Some(EventTime::Zoned { tzid, .. }) => Some(tzid.clone()),
+        _ => None,
+    };
+    Row::Upsert(Box::new(UpsertRow {
+        uid: key.uid.clone(),
+        rid: rid_text(key.recurrence_id.as_ref()),
+        starts_at: details.start.as_ref().and_then(EventTime::to_utc),
+        ends_at: details.end_utc(),
+        all_day: details.is_all_day(),
+        tzid,
+        rrule: (!details.rrule.is_empty()).then(|| details.rrule.join("\n")),
+        status: details.status.as_ref().map(status_text),
+        transparency: details.transparency.map(|t| match t {
+            Transparency::Opaque => "opaque",
+            Transparency::Transparent => "transparent",
+        }),
+        summary: details.summary,
+        location: details.location,
+        description: details.description,
+        sequence: event.sequence(),
+        fingerprint: fingerprint.to_bytes(),
+        source_hash: event.source_hash().to_bytes(),
+        digest,
+        href: event.href().cloned(),
+        etag: event.etag().cloned(),
+        raw: event.raw_text(),
+    }))
+}
+
+/// The columns a sync loads for one stored event, as the database answered them.
+pub(crate) struct EntryColumns<'a> {
+    pub(crate) uid: &'a str,
+    pub(crate) rid: &'a str,
+    pub(crate) fingerprint: &'a [u8],
+    pub(crate) source_hash: Option<&'a [u8]>,
+    pub(crate) digest: Option<&'a [u8]>,
+    pub(crate) href: Option<&'a str>,
+    pub(crate) etag: Option<&'a str>,
+}
+
+/// A storage error for stored data this build cannot read.
+pub(crate) fn corrupt(store: &str, what: impl std::fmt::Display) -> Error {
+    Error::new(ErrorKind::Storage, format!("{store}: unreadable stored data: {what}"))
+}
+
+/// Decodes one stored row; anything unreadable is a storage error naming the row.
+pub(crate) fn entry(store: &str, calendar: &CalendarId, c: &EntryColumns<'_>) -> Result<StoredEntry> {
+    let bad = |what: &str| corrupt(store, format!("{what} of {calendar}/{}", c.uid));
+    let key_uid = Uid::new(c.uid).map_err(|_| bad("uid"))?;
+    let recurrence_id = if c.rid.is_empty() { None } else { Some(c.rid.parse().map_err(|_| bad("recurrence_id"))?) };
+    let hash16 = |bytes: &[u8]| <[u8; 16]>::try_from(bytes).ok();
+    let fingerprint = hash16(c.fingerprint).map(Fingerprint::from_bytes).ok_or_else(|| bad("fingerprint"))?;
+    let source_hash = match c.source_hash {
+        Some(b) => Some(hash16(b).map(SourceHash::from_bytes).ok_or_else(|| bad("source_hash"))?),
+        None => None,
+    };
+    let digest = match c.digest {
+        Some(b) => Some(PropertyDigest::from_bytes(b).map_err(|_| bad("digest"))?),
+        None => None,
+    };
+    let href = c.href.map(|h| Href::new(h).map_err(|_| bad("href"))).transpose()?;
+    let etag = c.etag.map(|e| Etag::new(e).map_err(|_| bad("etag"))).transpose()?;
+    Ok(StoredEntry::new(EventKey::new(calendar.clone(), key_uid, recurrence_id), fingerprint)
+        .with_source_hash(source_hash)
+        .with_digest(digest)
+        .with_href(href, etag))
+}
