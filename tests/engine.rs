@@ -212,10 +212,23 @@ fn concurrent_sync_of_one_calendar_fails_with_a_conflict_instead_of_interleaving
     let store = Arc::new(MemoryStore::new());
     let source = RacingSource { inner: MemorySource::new(), rival: Arc::clone(&store) };
     source.inner.put(ev("1", "x").build("a"));
-    let engine = Engine::new(Arc::clone(&store));
+    let engine = Engine::new(Arc::clone(&store)).with_options(SyncOptions::default().conflict_retries(0));
     let r = block_on(engine.sync(&source, &cal("a")));
     assert_eq!(r.error_kind, Some(ErrorKind::Conflict), "{r:?}");
     assert_eq!(store.stats().inserted, 1, "only the rival wrote");
+}
+
+#[test]
+fn a_conflicted_sync_starts_over_and_finds_the_rivals_work_done() {
+    let store = Arc::new(MemoryStore::new());
+    let source = RacingSource { inner: MemorySource::new(), rival: Arc::clone(&store) };
+    source.inner.put(ev("1", "x").build("a"));
+    let r = block_on(Engine::new(Arc::clone(&store)).sync(&source, &cal("a")));
+    assert!(r.is_ok(), "{r:?}");
+    assert_eq!((r.retries, r.writes()), (1, 0), "the second attempt has nothing left to write");
+    assert_eq!(store.stats().inserted, 1, "the event was written once, by the rival");
+    let json = serde_json::to_value(&r).unwrap();
+    assert_eq!(json["retries"], 1);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -315,16 +315,13 @@ async fn migrate(client: &mut deadpool_postgres::Object, migrations: &[&str]) ->
     tx.batch_execute("CREATE TABLE IF NOT EXISTS calscope_schema (version integer NOT NULL)")
         .await
         .map_err(storage("migrate"))?;
-    let current: i32 =
-        match tx.query_opt("SELECT version FROM calscope_schema", &[]).await.map_err(storage("migrate"))? {
-            Some(row) => row.try_get(0).map_err(storage("migrate"))?,
-            None => {
-                tx.execute("INSERT INTO calscope_schema (version) VALUES (0)", &[])
-                    .await
-                    .map_err(storage("migrate"))?;
-                0
-            }
-        };
+    let row = tx.query_opt("SELECT version FROM calscope_schema", &[]).await.map_err(storage("migrate"))?;
+    let current: i32 = if let Some(row) = row {
+        row.try_get(0).map_err(storage("migrate"))?
+    } else {
+        tx.execute("INSERT INTO calscope_schema (version) VALUES (0)", &[]).await.map_err(storage("migrate"))?;
+        0
+    };
     let target = i32::try_from(migrations.len()).unwrap_or(i32::MAX);
     if current > target {
         return Err(Error::new(
@@ -465,7 +462,7 @@ impl PostgresStore {
             let base = b * BATCH;
             let built: Vec<Row> = chunk.iter().map(|c| row(c, &mut warnings)).collect();
             let mut ups = Columns::default();
-            let (mut del_uids, mut del_rids) = (Vec::new(), Vec::new());
+            let (mut gone_uids, mut gone_recurrences) = (Vec::new(), Vec::new());
             // Where each key's change sits in the plan, to credit the rows the database answers.
             let mut at: HashMap<(&str, &str), usize> = HashMap::with_capacity(built.len());
             for (i, r) in built.iter().enumerate() {
@@ -476,8 +473,8 @@ impl PostgresStore {
                     }
                     Row::Delete { uid, rid } => {
                         at.insert((uid.as_str(), rid.as_str()), base + i);
-                        del_uids.push(uid.as_str());
-                        del_rids.push(rid.as_str());
+                        gone_uids.push(uid.as_str());
+                        gone_recurrences.push(rid.as_str());
                     }
                 }
             }
@@ -486,8 +483,10 @@ impl PostgresStore {
                 let params = ups.params(&cal, &now);
                 answered.extend(tx.query(&upsert, &params).await.map_err(storage("upsert"))?);
             }
-            if !del_uids.is_empty() {
-                answered.extend(tx.query(&delete, &[&cal, &del_uids, &del_rids]).await.map_err(storage("delete"))?);
+            if !gone_uids.is_empty() {
+                answered.extend(
+                    tx.query(&delete, &[&cal, &gone_uids, &gone_recurrences]).await.map_err(storage("delete"))?,
+                );
             }
             for r in &answered {
                 let key: (&str, &str) =
