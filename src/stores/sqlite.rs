@@ -83,7 +83,7 @@ const ENTRY_COLUMNS: &str = "uid, recurrence_id, fingerprint, source_hash, diges
 ///
 /// - **`events`**: one row per stored event. The key is (`calendar_id`, `uid`,
 ///   `recurrence_id`) under a unique index; `recurrence_id` is the normalized RECURRENCE-ID of
-///   an override ([`RecurrenceId`]'s text form) and the empty string for a master or single
+///   an override ([`RecurrenceId`](crate::RecurrenceId)'s text form) and the empty string for a master or single
 ///   event, so that uniqueness holds for masters too (a NULL in a unique index would not).
 ///   For scheduling queries: `summary`, `location`, `description`, `starts_at` and `ends_at`
 ///   (UTC, `YYYY-MM-DDTHH:MM:SSZ`, so text order is time order; NULL when a zone is unknown),
