@@ -6,7 +6,9 @@
 //!     [--allow-mass-change] [--concurrency N] ID=SOURCE ...
 //! ```
 //!
-//! SOURCE is a path to an .ics file or an `http(s)://` feed URL. Prints a table per calendar
+//! SOURCE is a path to an .ics file, an `http(s)://` feed URL, or (built with `--features
+//! caldav`) `caldav+http(s)://…`: a CalDAV collection (synced as ID), or a server or principal
+//! URL, whose every calendar is synced as `ID/NAME`. Prints a table per calendar
 //! (or, with `--json`, exactly one JSON object on stdout). Exit status: 0 when every calendar
 //! synced, 1 when any failed (the others are still committed), 2 for usage errors.
 
@@ -14,6 +16,7 @@
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Instant;
 
 use calscope::ics::ReadOptions;
@@ -25,7 +28,8 @@ use futures::StreamExt;
 
 const USAGE: &str =
     "usage: sync --db FILE [--json] [--dry-run] [--allow-empty] [--allow-mass-change] [--concurrency N] ID=SOURCE ...
-  SOURCE is a path to an .ics file or an http(s):// feed URL";
+  SOURCE is a path to an .ics file, an http(s):// feed URL, or caldav+http(s)://… (a CalDAV
+  collection, or an account's server URL: every calendar, as ID/NAME; needs --features caldav)";
 
 #[allow(clippy::struct_excessive_bools)] // command-line flags
 struct Args {
@@ -35,7 +39,14 @@ struct Args {
     allow_empty: bool,
     allow_mass_change: bool,
     concurrency: usize,
-    calendars: Vec<(CalendarId, Box<dyn CalendarSource>)>,
+    calendars: Vec<(CalendarId, Spec)>,
+}
+
+/// A SOURCE argument, checked; CalDAV accounts are discovered once the runtime runs.
+enum Spec {
+    Ready(Arc<dyn CalendarSource>),
+    #[cfg_attr(not(feature = "caldav"), allow(dead_code))]
+    CalDav(String),
 }
 
 fn main() -> ExitCode {
@@ -97,7 +108,7 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
     if pairs.is_empty() {
         return Err("no calendars: give at least one ID=SOURCE".to_owned());
     }
-    let mut calendars: Vec<(CalendarId, Box<dyn CalendarSource>)> = Vec::new();
+    let mut calendars: Vec<(CalendarId, Spec)> = Vec::new();
     for pair in pairs {
         let (id, source) = pair.split_once('=').ok_or(format!("{pair:?} is not ID=SOURCE"))?;
         let id = CalendarId::new(id).map_err(|e| format!("{pair:?}: bad calendar id: {e}"))?;
@@ -109,11 +120,17 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
     Ok(Args { db, json, dry_run, allow_empty, allow_mass_change, concurrency, calendars })
 }
 
-fn source_for(id: CalendarId, source: &str) -> Result<Box<dyn CalendarSource>, String> {
+fn source_for(id: CalendarId, source: &str) -> Result<Spec, String> {
     let lower = source.to_ascii_lowercase();
+    if let Some(url) = lower.strip_prefix("caldav+").map(|_| &source["caldav+".len()..]) {
+        if !cfg!(feature = "caldav") {
+            return Err(format!("{id}: this build has no CalDAV support (cargo run --features caldav …)"));
+        }
+        return Ok(Spec::CalDav(url.to_owned()));
+    }
     if lower.starts_with("http://") || lower.starts_with("https://") {
         return IcsSource::from_url(id.clone(), source, HttpConfig::default())
-            .map(|s| Box::new(s.with_options(read_options())) as Box<dyn CalendarSource>)
+            .map(|s| Spec::Ready(Arc::new(s.with_options(read_options()))))
             .map_err(|e| format!("{id}: {e}"));
     }
     if let Some((scheme, _)) = source.split_once("://") {
@@ -122,7 +139,59 @@ fn source_for(id: CalendarId, source: &str) -> Result<Box<dyn CalendarSource>, S
     if source.is_empty() {
         return Err(format!("{id}: empty SOURCE"));
     }
-    Ok(Box::new(IcsSource::from_file(id, source).with_options(read_options())))
+    Ok(Spec::Ready(Arc::new(IcsSource::from_file(id, source).with_options(read_options()))))
+}
+
+/// The calendars to sync: files and feeds as given, CalDAV accounts discovered (one job per
+/// calendar). A discovery that fails becomes that ID's failed sync.
+async fn jobs(calendars: &[(CalendarId, Spec)]) -> Vec<(CalendarId, Arc<dyn CalendarSource>)> {
+    let mut jobs = Vec::new();
+    for (id, spec) in calendars {
+        match spec {
+            Spec::Ready(source) => jobs.push((id.clone(), Arc::clone(source))),
+            Spec::CalDav(url) => jobs.extend(caldav_jobs(id, url).await),
+        }
+    }
+    jobs
+}
+
+#[cfg(feature = "caldav")]
+async fn caldav_jobs(id: &CalendarId, url: &str) -> Vec<(CalendarId, Arc<dyn CalendarSource>)> {
+    use calscope::{CalDavConfig, CalDavSource, CalendarNaming};
+    let config = CalDavConfig::default().naming(CalendarNaming::Prefix(id.as_str().to_owned()));
+    let found = match CalDavSource::discover(url, config).await {
+        Ok(source) => source.calendars().await.map(|c| (Arc::new(source), c)),
+        Err(e) => Err(e),
+    };
+    match found {
+        Ok((source, calendars)) => {
+            let source: Arc<dyn CalendarSource> = source;
+            calendars.into_iter().map(|c| (c.id, Arc::clone(&source))).collect()
+        }
+        Err(e) => vec![(id.clone(), Arc::new(Failed(e.to_string())))],
+    }
+}
+
+#[cfg(not(feature = "caldav"))]
+async fn caldav_jobs(id: &CalendarId, _: &str) -> Vec<(CalendarId, Arc<dyn CalendarSource>)> {
+    vec![(id.clone(), Arc::new(Failed("no CalDAV support in this build".to_owned())))]
+}
+
+/// A source that could not be set up: its sync fails with the reason.
+#[derive(Debug)]
+struct Failed(String);
+
+#[async_trait::async_trait]
+impl CalendarSource for Failed {
+    fn capabilities(&self) -> calscope::Capabilities {
+        calscope::Capabilities::snapshot_only()
+    }
+    async fn calendars(&self) -> calscope::Result<Vec<calscope::CalendarInfo>> {
+        Ok(Vec::new())
+    }
+    async fn fetch(&self, _: calscope::FetchRequest<'_>) -> calscope::Result<calscope::Fetched> {
+        Err(calscope::Error::new(calscope::ErrorKind::Transport, self.0.clone()))
+    }
 }
 
 /// Large feeds are read on every core.
@@ -134,12 +203,13 @@ async fn run(args: &Args, store: SqliteStore) -> SyncReport {
     let plan = PlanOptions::default().allow_empty(args.allow_empty).allow_mass_change(args.allow_mass_change);
     let options = SyncOptions::default().plan(plan).dry_run(args.dry_run).concurrency(args.concurrency);
     let engine = Engine::new(store).with_options(options);
+    let jobs = jobs(&args.calendars).await;
     // A progress line on a terminal (never on a pipe), updated as calendars finish.
-    let progress = std::io::stderr().is_terminal() && args.calendars.len() > 1;
-    let total = args.calendars.len();
+    let progress = std::io::stderr().is_terminal() && jobs.len() > 1;
+    let total = jobs.len();
     let mut done = 0usize;
     let mut reports: Vec<(usize, CalendarReport)> = Vec::with_capacity(total);
-    let mut stream = futures::stream::iter(args.calendars.iter().enumerate())
+    let mut stream = futures::stream::iter(jobs.iter().enumerate())
         .map(|(i, (id, source))| {
             let engine = &engine;
             async move { (i, engine.sync(source.as_ref(), id).await) }

@@ -48,7 +48,7 @@ pub(crate) fn analyze(component: &[u8], policy: &FingerprintPolicy) -> Analysis 
         if analyzer.is_done() {
             break;
         }
-        analyzer.line(line.offset, line.end, line.text, policy);
+        analyzer.line(line.offset, line.end, line.text, line.nul, policy);
     }
     analyzer.finish(component)
 }
@@ -84,13 +84,17 @@ fn filter_bit(name: &[u8]) -> u64 {
 const SOURCE_TAG: &[u8] = b"calscope-source-v1";
 
 impl Analyzer {
-    /// Feeds the logical line `text`, spanning bytes `offset..end` of the component.
+    /// Feeds the logical line `text`, spanning bytes `offset..end` of the component; `nul`
+    /// says it holds a NUL byte, which makes it malformed.
     ///
     /// The structure rules are the canonical form's: the first BEGIN opens the component,
     /// properties before it open an unnamed one, lines after its END are ignored.
-    pub(crate) fn line(&mut self, offset: usize, end: usize, text: &[u8], policy: &FingerprintPolicy) {
+    pub(crate) fn line(&mut self, offset: usize, end: usize, text: &[u8], nul: bool, policy: &FingerprintPolicy) {
         if self.done || text.is_empty() {
             return;
+        }
+        if nul {
+            self.first_malformed.get_or_insert(offset);
         }
         let n = name_len(text);
         let name = text.get(..n).unwrap_or_default();

@@ -76,7 +76,8 @@ impl Event {
     ///
     /// # Errors
     /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) when the component has no
-    /// valid UID, an unreadable RECURRENCE-ID, or nests deeper than [`MAX_COMPONENT_DEPTH`].
+    /// valid UID, an unreadable RECURRENCE-ID, nests deeper than [`MAX_COMPONENT_DEPTH`], or
+    /// holds a NUL byte (no valid iCalendar content, and no database's text column takes it).
     ///
     /// # Example
     /// ```
@@ -89,6 +90,9 @@ impl Event {
     /// ```
     pub fn from_ics(calendar: &CalendarId, component: &str, policy: &FingerprintPolicy) -> Result<Self> {
         let analysis = analyze(component.as_bytes(), policy);
+        if memchr::memchr(0, component.as_bytes()).is_some() {
+            return Err(Error::invalid("component holds a NUL byte"));
+        }
         if analysis.max_depth > MAX_COMPONENT_DEPTH {
             return Err(Error::invalid(format!("component nests deeper than {MAX_COMPONENT_DEPTH} levels")));
         }

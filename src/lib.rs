@@ -69,8 +69,8 @@
 //! Always compiled: [`MemorySource`] (events in memory with a change log, deltas and cursor
 //! expiry), [`IcsSource`] over files and bytes (the feed reader is [`ics::read_feed`]) and
 //! [`MemoryStore`]. Feeds over http(s) need the `http` feature; the SQLite store the `sqlite`
-//! feature (on by default), the Postgres store the `postgres` feature. The CalDAV source arrives
-//! behind its own feature.
+//! feature (on by default), the Postgres store the `postgres` feature, CalDAV accounts
+//! (`CalDavSource`) the `caldav` feature.
 //!
 //! # Crate features
 //!
@@ -78,6 +78,7 @@
 //! |---|---|
 //! | *(none)* | the core: ids, events, fingerprints, planner, engine, the iCalendar reader, memory source and store, `IcsSource` for files and bytes |
 //! | `sqlite` *(default)* | [`SqliteStore`]: the embedded default store (rusqlite with the bundled SQLite) |
+//! | `caldav` | `CalDavSource`: CalDAV accounts with discovery, sync tokens, multiget and ETags (reqwest, quick-xml; needs a Tokio runtime) |
 //! | `postgres` | `PostgresStore`: the scale-out store, shared by any number of workers (tokio-postgres with a deadpool pool; needs a Tokio runtime) |
 //! | `testkit` | [`testkit`]: conformance checks a host runs against its own `Store` and `CalendarSource` (not semver-stable) |
 //! | `http` | `IcsSource::from_url`: feeds over http(s) with conditional GETs (reqwest, rustls with the ring provider; needs a Tokio runtime) |
@@ -106,6 +107,8 @@ pub use id::{
     CalendarId, Cursor, Etag, EventKey, Href, MAX_CALENDAR_ID_LEN, MAX_UID_LEN, RecurrenceId, RecurrenceValue, Uid,
 };
 pub use plan::{Blocked, Change, DeleteReason, Diagnostic, Plan, PlanBasis, PlanOptions, plan, plan_owned};
+#[cfg(feature = "caldav")]
+pub use providers::caldav::{CalDavConfig, CalDavSource, CalendarNaming};
 #[cfg(feature = "http")]
 pub use providers::http::{HttpAuth, HttpConfig};
 pub use providers::ics::IcsSource;

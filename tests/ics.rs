@@ -220,3 +220,20 @@ fn a_feed_read_in_pieces_reads_as_it_does_in_one() {
     let err = |threads| read_feed(&cal("big"), cut.as_bytes(), &ReadOptions::default().threads(threads)).unwrap_err();
     assert_eq!(err(2).to_string(), err(1).to_string());
 }
+
+#[test]
+fn an_event_holding_a_nul_byte_is_malformed_and_the_rest_is_read() {
+    // A NUL is no valid iCalendar content, and the one character Postgres text cannot store:
+    // the event is a problem (the snapshot incomplete), never a failed write of the whole feed.
+    let c = cal("nul");
+    let text = feed(&[("a", "A"), ("b", "B\0ad"), ("c", "C")], "20260101T000000Z");
+    let read = read_feed(&c, text.as_bytes(), &ReadOptions::default()).unwrap();
+    let uids: Vec<&str> = read.events.iter().map(|e| e.key().uid.as_str()).collect();
+    assert_eq!(uids, ["a", "c"]);
+    assert!(!read.is_complete());
+    assert!(read.problems.iter().any(|p| p.to_string().contains("malformed")), "{:?}", read.problems);
+    // The same inside a folded continuation, and for a lone event.
+    let folded = "BEGIN:VEVENT\r\nUID:x\r\nDTSTART:20260105T090000Z\r\nSUMMARY:ok\r\n \0more\r\nEND:VEVENT\r\n";
+    let err = Event::from_ics(&c, folded, &FingerprintPolicy::default()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+}

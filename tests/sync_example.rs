@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 use calscope::sqlite::rusqlite::Connection;
 
 /// The example binary next to this test binary (`target/<profile>/examples/sync`).
-fn sync_bin() -> PathBuf {
+pub(crate) fn sync_bin() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let profile_dir = exe.parent().and_then(Path::parent).unwrap();
     let bin = profile_dir.join("examples").join(format!("sync{}", std::env::consts::EXE_SUFFIX));

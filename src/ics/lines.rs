@@ -22,6 +22,10 @@ pub(crate) struct Line<'l> {
     /// Offset just past the line's terminator (and its continuation lines).
     pub(crate) end: usize,
     pub(crate) text: &'l [u8],
+    /// Whether the line holds a NUL byte: iCalendar allows no control character but tab in a
+    /// content line, and a NUL is the one databases (Postgres `text`) and C strings cannot
+    /// hold, so readers treat such a line as malformed.
+    pub(crate) nul: bool,
 }
 
 impl<'a> Lines<'a> {
@@ -57,7 +61,8 @@ impl<'a> Lines<'a> {
         let first = data.get(start..end).unwrap_or_default();
         if !self.continues_at(next) || end == start {
             self.pos = next;
-            return Some(Line { offset: start, end: next, text: first });
+            let nul = self.breaks.nul_since(start);
+            return Some(Line { offset: start, end: next, text: first, nul });
         }
         self.joined.clear();
         self.joined.extend_from_slice(first);
@@ -67,7 +72,8 @@ impl<'a> Lines<'a> {
             next = cnext;
         }
         self.pos = next;
-        Some(Line { offset: start, end: next, text: &self.joined })
+        let nul = self.breaks.nul_since(start);
+        Some(Line { offset: start, end: next, text: &self.joined, nul })
     }
 }
 
@@ -80,6 +86,9 @@ struct Breaks<'a> {
     block: usize,
     /// Terminator positions in the block, as bits; cleared as they are passed.
     mask: u64,
+    /// The last NUL byte passed: control bytes other than terminators are passed over one by
+    /// one anyway, so noting NULs costs nothing on clean data.
+    nul: Option<usize>,
 }
 
 const BLOCK: usize = 64;
@@ -104,7 +113,7 @@ fn chunk_mask(chunk: &[u8]) -> u64 {
 
 impl<'a> Breaks<'a> {
     fn new(data: &'a [u8]) -> Self {
-        let mut breaks = Self { data, block: 0, mask: 0 };
+        let mut breaks = Self { data, block: 0, mask: 0, nul: None };
         breaks.mask = breaks.block_mask(0);
         breaks
     }
@@ -120,6 +129,11 @@ impl<'a> Breaks<'a> {
             *slot = b;
         }
         chunk_mask(&padded)
+    }
+
+    /// Whether a NUL byte was passed at or after `start`.
+    fn nul_since(&self, start: usize) -> bool {
+        self.nul.is_some_and(|at| at >= start)
     }
 
     /// The first terminator at or after `at`.
@@ -144,6 +158,9 @@ impl<'a> Breaks<'a> {
                 return Some(at);
             }
             // A tab or another control byte (or a borrow's false hit).
+            if self.data.get(at) == Some(&0) {
+                self.nul = Some(at);
+            }
             self.mask &= self.mask - 1;
         }
     }
@@ -280,6 +297,19 @@ mod tests {
             out.push(l.text.to_vec());
         }
         out
+    }
+
+    #[test]
+    fn lines_holding_a_nul_are_marked() {
+        let pad = "x".repeat(70); // a NUL in a later block than its line's start
+        let data = format!("A:clean\r\nB:{pad}\0y\r\n \tfolded\r\nC:\ttab\r\nD:{pad}\r\n \0\r\nE:x");
+        let mut lines = Lines::new(data.as_bytes());
+        let mut marks = Vec::new();
+        while let Some(l) = lines.next_line() {
+            marks.push((l.text.first().copied(), l.nul));
+        }
+        let want = [(b'A', false), (b'B', true), (b'C', false), (b'D', true), (b'E', false)];
+        assert_eq!(marks, want.map(|(c, n)| (Some(c), n)));
     }
 
     #[test]

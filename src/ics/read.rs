@@ -382,7 +382,13 @@ fn scan(data: &[u8], base: usize, reader: &mut Reader<'_>, in_calendar: bool) ->
             continue;
         }
         if let Some(start) = active {
-            analyzer.line(line.offset.saturating_sub(start), line.end.saturating_sub(start), text, &options.policy);
+            analyzer.line(
+                line.offset.saturating_sub(start),
+                line.end.saturating_sub(start),
+                text,
+                line.nul,
+                &options.policy,
+            );
         }
         let Some((is_begin, name)) = structure(text) else {
             match stack.as_slice() {
@@ -410,7 +416,7 @@ fn scan(data: &[u8], base: usize, reader: &mut Reader<'_>, in_calendar: bool) ->
                 }
                 let in_calendar = !stack.is_empty();
                 if name.as_slice() == b"VEVENT" && in_calendar {
-                    analyzer.line(0, line.end.saturating_sub(line.offset), text, &options.policy);
+                    analyzer.line(0, line.end.saturating_sub(line.offset), text, line.nul, &options.policy);
                     active = Some(line.offset);
                 }
                 current = Some((name, line.offset, in_calendar));

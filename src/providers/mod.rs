@@ -1,5 +1,7 @@
 //! [`CalendarSource`](crate::CalendarSource) implementations. `memory` is always compiled.
 
+#[cfg(feature = "caldav")]
+pub(crate) mod caldav;
 pub(crate) mod cursor;
 #[cfg(feature = "http")]
 pub(crate) mod http;
