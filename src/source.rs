@@ -97,13 +97,22 @@ pub struct CalendarInfo {
     pub id: CalendarId,
     /// Its display name, when the source has one.
     pub name: Option<String>,
+    /// Its color as the source gives it (CalDAV's `calendar-color`, e.g. `#FF8800FF`).
+    pub color: Option<String>,
 }
 
 impl CalendarInfo {
     /// A calendar with an id and an optional display name.
     #[must_use]
     pub fn new(id: CalendarId, name: Option<String>) -> Self {
-        Self { id, name }
+        Self { id, name, color: None }
+    }
+
+    /// The same calendar with a color.
+    #[must_use]
+    pub fn with_color(mut self, color: Option<String>) -> Self {
+        self.color = color;
+        self
     }
 }
 

@@ -617,3 +617,132 @@ fn the_sync_example_syncs_a_caldav_collection_and_every_calendar_of_an_account()
     assert_eq!(json["calendars"][0]["status"], "error");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A server without sync-collection (as some older ones are), in process: resources with
+/// ETags, a ctag, PROPFIND listings and calendar-multiget.
+mod nosync {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use axum::Router;
+    use axum::body::Bytes;
+    use axum::extract::State;
+    use axum::http::{HeaderMap, Method, StatusCode};
+    use axum::response::{IntoResponse, Response};
+
+    #[derive(Default)]
+    pub(super) struct Server {
+        /// name → (etag, ics)
+        pub(super) resources: BTreeMap<String, (u32, String)>,
+        pub(super) ctag: u32,
+        pub(super) requests: Vec<String>,
+    }
+
+    impl Server {
+        pub(super) fn put(&mut self, name: &str, uid: &str, summary: &str) {
+            self.ctag += 1;
+            let ics = format!("BEGIN:VCALENDAR\r\n{}END:VCALENDAR\r\n", vevent(uid, None, summary));
+            self.resources.insert(name.to_owned(), (self.ctag, ics));
+        }
+        pub(super) fn delete(&mut self, name: &str) {
+            self.ctag += 1;
+            self.resources.remove(name);
+        }
+    }
+
+    pub(super) type Shared = Arc<Mutex<Server>>;
+
+    async fn handle(State(s): State<Shared>, method: Method, headers: HeaderMap, body: Bytes) -> Response {
+        let mut server = s.lock().unwrap();
+        let body = String::from_utf8_lossy(&body).into_owned();
+        let depth = headers.get("depth").and_then(|v| v.to_str().ok()).unwrap_or("0").to_owned();
+        server.requests.push(format!("{method} {depth} {body}"));
+        let collection = format!(
+            r#"<d:response><d:href>/cal/work/</d:href><d:propstat><d:prop><d:resourcetype><d:collection/><c:calendar/></d:resourcetype><cs:getctag>ctag-{}</cs:getctag></d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response>"#,
+            server.ctag
+        );
+        let wrap = |inner: String| {
+            let xml = format!(
+                r#"<d:multistatus xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav" xmlns:cs="http://calendarserver.org/ns/">{inner}</d:multistatus>"#
+            );
+            (StatusCode::MULTI_STATUS, xml).into_response()
+        };
+        match method.as_str() {
+            "PROPFIND" if depth == "0" => wrap(collection),
+            "PROPFIND" => {
+                let mut inner = collection;
+                for (name, (etag, _)) in &server.resources {
+                    inner.push_str(&format!(
+                        r#"<d:response><d:href>/cal/work/{name}.ics</d:href><d:propstat><d:prop><d:getetag>"{etag}"</d:getetag></d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response>"#
+                    ));
+                }
+                wrap(inner)
+            }
+            "REPORT" if body.contains("sync-collection") => StatusCode::NOT_IMPLEMENTED.into_response(),
+            "REPORT" => {
+                let mut inner = String::new();
+                for href in body.split("<d:href>").skip(1).filter_map(|s| s.split("</d:href>").next()) {
+                    let name = href.trim_start_matches("/cal/work/").trim_end_matches(".ics");
+                    if let Some((etag, ics)) = server.resources.get(name) {
+                        inner.push_str(&format!(
+                            r#"<d:response><d:href>{href}</d:href><d:propstat><d:prop><d:getetag>"{etag}"</d:getetag><c:calendar-data>{ics}</c:calendar-data></d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response>"#
+                        ));
+                    }
+                }
+                wrap(inner)
+            }
+            _ => StatusCode::METHOD_NOT_ALLOWED.into_response(),
+        }
+    }
+
+    pub(super) async fn start(server: Server) -> (String, Shared) {
+        let shared: Shared = Arc::new(Mutex::new(server));
+        let app = Router::new().fallback(handle).with_state(Arc::clone(&shared));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/cal/work/", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (url, shared)
+    }
+}
+
+#[test]
+fn without_sync_collection_the_ctag_short_circuits_and_only_changed_etags_are_fetched() {
+    runtime().block_on(async {
+        let mut server = nosync::Server::default();
+        for name in ["a", "b", "c"] {
+            server.put(name, &format!("{name}@t"), name);
+        }
+        let (url, shared) = nosync::start(server).await;
+        let source = CalDavSource::discover(&url, CalDavConfig::default()).await.unwrap();
+        let id = source.calendars().await.unwrap()[0].id.clone();
+        let engine = Engine::new(MemoryStore::new());
+        let first = engine.sync(&source, &id).await;
+        assert_eq!(first.inserted, 3, "{first:?}");
+        let requests = |shared: &nosync::Shared| std::mem::take(&mut shared.lock().unwrap().requests);
+        let sent = requests(&shared);
+        assert!(sent.iter().any(|r| r.contains("sync-collection")), "sync-collection was tried: {sent:?}");
+        assert!(sent.last().unwrap().contains("calendar-multiget"), "{sent:?}");
+
+        // Unchanged: one PROPFIND of the ctag, nothing written.
+        let again = engine.sync(&source, &id).await;
+        assert_eq!(again.writes(), 0, "{again:?}");
+        let sent = requests(&shared);
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        assert!(sent[0].starts_with("PROPFIND 0"), "{sent:?}");
+
+        // One edited, one deleted, one added: only the two new ETags are fetched.
+        {
+            let mut s = shared.lock().unwrap();
+            s.put("a", "a@t", "A (edited)");
+            s.delete("b");
+            s.put("d", "d@t", "d");
+        }
+        let r = engine.sync(&source, &id).await;
+        assert_eq!((r.inserted, r.updated, r.deleted), (1, 1, 1), "{r:?}");
+        let sent = requests(&shared);
+        assert_eq!(sent.len(), 3, "ctag, listing, one multiget: {sent:?}");
+        let multiget = &sent[2];
+        assert!(multiget.contains("/cal/work/a.ics") && multiget.contains("/cal/work/d.ics"), "{multiget}");
+        assert!(!multiget.contains("/cal/work/c.ics"), "an unchanged ETag is not fetched: {multiget}");
+    });
+}

@@ -154,7 +154,8 @@ impl Dav {
                 None => Attempt::Done(Answer { status, body: Vec::new(), url: url.clone(), attempts: 1 }),
             };
         }
-        if status == 429 || (500..600).contains(&status) && status != 507 {
+        // 501 (not implemented), 505 and 507 are answers, not hiccups: never retried.
+        if status == 429 || (500..600).contains(&status) && !matches!(status, 501 | 505 | 507) {
             let wait = response.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(retry_after);
             return Attempt::Retry(wait, self.status_error(method.as_str(), status));
         }

@@ -106,6 +106,7 @@ struct Collection {
     id: CalendarId,
     url: Url,
     name: Option<String>,
+    color: Option<String>,
     /// The server answers sync-collection REPORTs for it (cleared when one is refused).
     sync: AtomicBool,
 }
@@ -293,7 +294,7 @@ impl CalDavSource {
         if props.is_calendar {
             let id = self.id_for(&at, true)?;
             let sync = AtomicBool::new(true);
-            return Ok(vec![Collection { id, url: at, name: props.displayname, sync }]);
+            return Ok(vec![Collection { id, url: at, name: props.displayname, color: props.color, sync }]);
         }
         if props.principal.is_none() && props.home_sets.is_empty() {
             // The URL says nothing: the well-known entry point (RFC 6764) usually redirects to
@@ -327,7 +328,7 @@ impl CalDavSource {
                 let Ok(url) = member(&home, &r.href, true) else { continue };
                 let id = self.id_for(&url, false)?;
                 let sync = AtomicBool::new(r.props.sync_collection);
-                found.push(Collection { id, url, name: r.props.displayname, sync });
+                found.push(Collection { id, url, name: r.props.displayname, color: r.props.color, sync });
             }
         }
         if found.is_empty() {
@@ -636,7 +637,8 @@ impl CalendarSource for CalDavSource {
     }
 
     async fn calendars(&self) -> Result<Vec<CalendarInfo>> {
-        Ok(self.collections().await?.iter().map(|c| CalendarInfo::new(c.id.clone(), c.name.clone())).collect())
+        let all = self.collections().await?;
+        Ok(all.iter().map(|c| CalendarInfo::new(c.id.clone(), c.name.clone()).with_color(c.color.clone())).collect())
     }
 
     async fn fetch(&self, request: FetchRequest<'_>) -> Result<Fetched> {

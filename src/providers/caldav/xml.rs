@@ -408,6 +408,20 @@ END:VCALENDAR&#13;
     }
 
     #[test]
+    fn discovery_properties_are_read() {
+        let body = br##"<d:multistatus xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav" xmlns:cs="http://calendarserver.org/ns/" xmlns:a="http://apple.com/ns/ical/"><d:response><d:href>/cal/ann/work/</d:href><d:propstat><d:prop><d:displayname> Work </d:displayname><a:calendar-color>#FF8800FF</a:calendar-color><cs:getctag>c-7</cs:getctag><d:sync-token>t-7</d:sync-token><c:supported-calendar-component-set><c:comp name="VTODO"/><c:comp name="VEVENT"/></c:supported-calendar-component-set><d:current-user-principal><d:href>/p/ann/</d:href></d:current-user-principal><c:calendar-home-set><d:href>/cal/ann/</d:href></c:calendar-home-set></d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response><d:response><d:href>/cal/ann/tasks/</d:href><d:propstat><d:prop><c:supported-calendar-component-set><c:comp name="VTODO"/></c:supported-calendar-component-set></d:prop></d:propstat></d:response></d:multistatus>"##;
+        let m = parse_multistatus(body).unwrap();
+        let p = &m.responses[0].props;
+        assert_eq!(p.displayname.as_deref(), Some("Work"));
+        assert_eq!(p.color.as_deref(), Some("#FF8800FF"));
+        assert_eq!((p.ctag.as_deref(), p.sync_token.as_deref()), (Some("c-7"), Some("t-7")));
+        assert_eq!(p.principal.as_deref(), Some("/p/ann/"));
+        assert_eq!(p.home_sets, ["/cal/ann/"]);
+        assert_eq!(p.vevent, Some(true));
+        assert_eq!(m.responses[1].props.vevent, Some(false), "a task list holds no events");
+    }
+
+    #[test]
     fn hostile_and_broken_answers_are_errors() {
         let dtd = br#"<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><d:multistatus xmlns:d="DAV:"><d:response><d:href>&e;</d:href></d:response></d:multistatus>"#;
         assert!(matches!(parse_multistatus(dtd), Err(XmlError::Dtd)));
