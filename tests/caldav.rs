@@ -622,6 +622,7 @@ fn the_sync_example_syncs_a_caldav_collection_and_every_calendar_of_an_account()
 /// ETags, a ctag, PROPFIND listings and calendar-multiget.
 mod nosync {
     use std::collections::BTreeMap;
+    use std::fmt::Write as _;
 
     use super::*;
     use axum::Router;
@@ -658,7 +659,7 @@ mod nosync {
         let depth = headers.get("depth").and_then(|v| v.to_str().ok()).unwrap_or("0").to_owned();
         server.requests.push(format!("{method} {depth} {body}"));
         let collection = format!(
-            r#"<d:response><d:href>/cal/work/</d:href><d:propstat><d:prop><d:resourcetype><d:collection/><c:calendar/></d:resourcetype><cs:getctag>ctag-{}</cs:getctag></d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response>"#,
+            "<d:response><d:href>/cal/work/</d:href><d:propstat><d:prop><d:resourcetype><d:collection/><c:calendar/></d:resourcetype><cs:getctag>ctag-{}</cs:getctag></d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response>",
             server.ctag
         );
         let wrap = |inner: String| {
@@ -672,9 +673,10 @@ mod nosync {
             "PROPFIND" => {
                 let mut inner = collection;
                 for (name, (etag, _)) in &server.resources {
-                    inner.push_str(&format!(
+                    let _ = write!(
+                        inner,
                         r#"<d:response><d:href>/cal/work/{name}.ics</d:href><d:propstat><d:prop><d:getetag>"{etag}"</d:getetag></d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response>"#
-                    ));
+                    );
                 }
                 wrap(inner)
             }
@@ -684,9 +686,10 @@ mod nosync {
                 for href in body.split("<d:href>").skip(1).filter_map(|s| s.split("</d:href>").next()) {
                     let name = href.trim_start_matches("/cal/work/").trim_end_matches(".ics");
                     if let Some((etag, ics)) = server.resources.get(name) {
-                        inner.push_str(&format!(
+                        let _ = write!(
+                            inner,
                             r#"<d:response><d:href>{href}</d:href><d:propstat><d:prop><d:getetag>"{etag}"</d:getetag><c:calendar-data>{ics}</c:calendar-data></d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response>"#
-                        ));
+                        );
                     }
                 }
                 wrap(inner)
