@@ -5,6 +5,8 @@
 //! - `sqlite/resync_unchanged/100k`: every DTSTAMP regenerated; asserts zero writes.
 //! - `sqlite/resync_1pct/100k`: every DTSTAMP regenerated and 1 % of events edited; asserts
 //!   exactly 1 % updated.
+//! - `sqlite/resync_unchanged_cached/100k`: as `resync_unchanged`, with the store's state
+//!   cache on (a long-running host); asserts zero writes.
 //!
 //! Run: `cargo bench --bench sqlite`
 
@@ -104,6 +106,30 @@ fn bench_sqlite(c: &mut Criterion) {
     let edits = [feed_variant(n, 4, 1), feed_variant(n, 5, 2)];
     let edited = (n / 100) as u64;
     resync(&mut group, "resync_1pct/100k", &edits, (edited, edited, n as u64 - edited));
+    drop((engine, db));
+
+    // The same with the store's state cache (`SqliteStore::with_state_cache`), as a
+    // long-running host keeps it: a load reads the calendar's head, not its 100k rows.
+    let db = Db::fresh("cached");
+    let engine = Engine::new(SqliteStore::open(&db.path).expect("opens").with_state_cache(1 << 20));
+    let first = block_on(engine.sync(&IcsSource::from_bytes(cal.clone(), base.clone()), &cal));
+    assert_eq!(first.inserted, n as u64);
+    let mut turn = 0usize;
+    group.throughput(Throughput::Bytes(exports[0].len() as u64));
+    group.bench_function("resync_unchanged_cached/100k", |b| {
+        b.iter_batched(
+            || {
+                turn += 1;
+                IcsSource::from_bytes(cal.clone(), exports[turn % 2].clone()).with_options(two.clone())
+            },
+            |source| {
+                let r = block_on(engine.sync(black_box(&source), &cal));
+                assert!(r.is_ok(), "{:?}", r.error);
+                assert_eq!((r.writes(), r.unchanged), (0, n as u64));
+            },
+            BatchSize::PerIteration,
+        );
+    });
     group.finish();
 }
 

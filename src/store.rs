@@ -198,10 +198,18 @@ impl std::hash::Hasher for DigestHasher {
 pub(crate) type DigestMap<V> = HashMap<KeyDigest, V, std::hash::BuildHasherDefault<DigestHasher>>;
 
 /// One calendar's stored state, indexed by key for planning.
+///
+/// Cloning is cheap: the entries are shared (copy on write).
 #[derive(Clone)]
 pub struct StoredState {
     calendar: CalendarId,
     head: CalendarHead,
+    rows: Arc<Rows>,
+}
+
+/// The indexed entries of a [`StoredState`].
+#[derive(Clone, Default)]
+struct Rows {
     entries: Vec<StoredEntry>,
     /// `entries[i].key.digest()`, contiguous, for the planner's sequential probe.
     digests: Vec<KeyDigest>,
@@ -235,18 +243,55 @@ impl StoredState {
                 ));
             }
         }
-        Ok(Self { calendar, head, entries, digests, index })
+        Ok(Self { calendar, head, rows: Arc::new(Rows { entries, digests, index }) })
     }
 
     /// An empty state for a calendar never applied.
     #[must_use]
     pub fn empty(calendar: CalendarId) -> Self {
-        Self {
-            calendar,
-            head: CalendarHead::default(),
-            entries: Vec::new(),
-            digests: Vec::new(),
-            index: DigestMap::default(),
+        Self { calendar, head: CalendarHead::default(), rows: Arc::default() }
+    }
+
+    /// The same entries under another head (a store that kept the entries and read the head).
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
+    pub(crate) fn with_head(&self, head: CalendarHead) -> Self {
+        Self { calendar: self.calendar.clone(), head, rows: Arc::clone(&self.rows) }
+    }
+
+    /// Brings the entries to what a committed plan wrote: `written` holds the entries of its
+    /// inserts and updates, `deleted` the keys it deleted. Copies the entries only when
+    /// another clone still shares them.
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
+    pub(crate) fn absorb(&mut self, head: CalendarHead, written: Vec<StoredEntry>, deleted: &[EventKey]) {
+        self.head = head;
+        let rows = Arc::make_mut(&mut self.rows);
+        for key in deleted {
+            let digest = key.digest();
+            let Some(i) = rows.index.get(&digest).copied() else { continue };
+            if rows.entries.get(i).is_none_or(|e| e.key != *key) {
+                continue;
+            }
+            rows.index.remove(&digest);
+            rows.entries.swap_remove(i);
+            rows.digests.swap_remove(i);
+            if let Some(moved) = rows.digests.get(i) {
+                rows.index.insert(*moved, i);
+            }
+        }
+        for entry in written {
+            let digest = entry.key.digest();
+            match rows.index.get(&digest).copied() {
+                Some(i) if rows.entries.get(i).is_some_and(|e| e.key == entry.key) => {
+                    if let Some(slot) = rows.entries.get_mut(i) {
+                        *slot = entry;
+                    }
+                }
+                _ => {
+                    rows.index.insert(digest, rows.entries.len());
+                    rows.entries.push(entry);
+                    rows.digests.push(digest);
+                }
+            }
         }
     }
 
@@ -265,40 +310,40 @@ impl StoredState {
     /// The loaded entries, in load order.
     #[must_use]
     pub fn entries(&self) -> &[StoredEntry] {
-        &self.entries
+        &self.rows.entries
     }
 
     /// The entry for `key`, if loaded.
     #[must_use]
     pub fn get(&self, key: &EventKey) -> Option<&StoredEntry> {
-        self.position(key).and_then(|i| self.entries.get(i))
+        self.position(key).and_then(|i| self.rows.entries.get(i))
     }
 
     pub(crate) fn position(&self, key: &EventKey) -> Option<usize> {
-        let i = self.index.get(&key.digest()).copied()?;
-        (self.entries.get(i)?.key == *key).then_some(i)
+        let i = self.rows.index.get(&key.digest()).copied()?;
+        (self.rows.entries.get(i)?.key == *key).then_some(i)
     }
 
     /// The entry position for a key digest, unverified (see [`KeyDigest`]). Tries `hint`
     /// first: remote answers and store loads usually list events in the same order, and a
     /// sequential probe avoids a random memory access per event on large calendars.
     pub(crate) fn position_by_digest(&self, digest: KeyDigest, hint: usize) -> Option<usize> {
-        if self.digests.get(hint) == Some(&digest) {
+        if self.rows.digests.get(hint) == Some(&digest) {
             return Some(hint);
         }
-        self.index.get(&digest).copied()
+        self.rows.index.get(&digest).copied()
     }
 
     /// Number of loaded entries.
     #[must_use]
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.rows.entries.len()
     }
 
     /// Whether no entries were loaded.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.rows.entries.is_empty()
     }
 }
 
@@ -307,7 +352,7 @@ impl Debug for StoredState {
         f.debug_struct("StoredState")
             .field("calendar", &self.calendar)
             .field("head", &self.head)
-            .field("entries", &self.entries.len())
+            .field("entries", &self.rows.entries.len())
             .finish_non_exhaustive()
     }
 }

@@ -140,3 +140,12 @@ pub(crate) fn entry(store: &str, calendar: &CalendarId, c: &EntryColumns<'_>) ->
         .with_digest(digest)
         .with_href(href, etag))
 }
+
+/// The entry a store holds after writing `row` for `key`.
+#[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
+pub(crate) fn written_entry(key: &EventKey, row: &UpsertRow) -> StoredEntry {
+    StoredEntry::new(key.clone(), Fingerprint::from_bytes(row.fingerprint))
+        .with_source_hash(Some(SourceHash::from_bytes(row.source_hash)))
+        .with_digest(PropertyDigest::from_bytes(&row.digest).ok())
+        .with_href(row.href.clone(), row.etag.clone())
+}

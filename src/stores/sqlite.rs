@@ -142,6 +142,50 @@ pub struct SqliteStore {
     worker: Option<JoinHandle<()>>,
     checkpointer: Option<JoinHandle<()>>,
     location: PathBuf,
+    cache: Option<std::sync::Mutex<StateCache>>,
+}
+
+/// Loaded calendar states kept between syncs ([`SqliteStore::with_state_cache`]).
+struct StateCache {
+    max_entries: usize,
+    total: usize,
+    clock: u64,
+    states: std::collections::HashMap<CalendarId, (StoredState, u64)>,
+}
+
+impl StateCache {
+    fn get(&mut self, calendar: &CalendarId) -> Option<StoredState> {
+        self.clock += 1;
+        let clock = self.clock;
+        self.states.get_mut(calendar).map(|(state, used)| {
+            *used = clock;
+            state.clone()
+        })
+    }
+
+    /// Keeps `state`, forgetting the least recently used others while over budget; a state
+    /// larger than the whole budget is not kept.
+    fn put(&mut self, state: StoredState) {
+        self.remove(state.calendar());
+        if state.len() > self.max_entries {
+            return;
+        }
+        while self.total + state.len() > self.max_entries {
+            let Some(oldest) = self.states.iter().min_by_key(|(_, (_, used))| *used).map(|(c, _)| c.clone()) else {
+                break;
+            };
+            self.remove(&oldest);
+        }
+        self.clock += 1;
+        self.total += state.len();
+        self.states.insert(state.calendar().clone(), (state, self.clock));
+    }
+
+    fn remove(&mut self, calendar: &CalendarId) -> Option<StoredState> {
+        let (state, _) = self.states.remove(calendar)?;
+        self.total -= state.len();
+        Some(state)
+    }
 }
 
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
@@ -218,11 +262,44 @@ impl SqliteStore {
                 }
             })
             .map_err(|e| Error::new(ErrorKind::Storage, "cannot start the SQLite thread").with_source(e))?;
-        let store = Self { jobs: Some(jobs), worker: Some(worker), checkpointer, location };
+        let store = Self { jobs: Some(jobs), worker: Some(worker), checkpointer, location, cache: None };
         let opened = ready_rx.recv().map_err(|_| {
             Error::new(ErrorKind::Storage, format!("SQLite thread for {} stopped", store.location.display()))
         })?;
         opened.map(|()| store)
+    }
+
+    /// The same store keeping the states it loads and writes, up to `max_entries` stored
+    /// events over all calendars (about 150 bytes each), least recently used first out.
+    ///
+    /// A long-running host that re-syncs the same large calendars then skips reading their
+    /// rows: a load reads only the calendar's head, and when its revision is the one the cached
+    /// state has, answers the cached state (shared, not copied). An apply brings the cached
+    /// state to what it wrote. Another process applying to the same file moves the revision,
+    /// so its writes are never missed. Rows changed *outside* calscope's applies (a host's own
+    /// `UPDATE … events`) without moving the calendar's revision are not seen by a cached
+    /// state: hosts that do that should not turn the cache on, or call
+    /// [`forget_cached`](Self::forget_cached) afterwards.
+    #[must_use]
+    pub fn with_state_cache(mut self, max_entries: usize) -> Self {
+        self.cache = Some(std::sync::Mutex::new(StateCache {
+            max_entries,
+            total: 0,
+            clock: 0,
+            states: std::collections::HashMap::new(),
+        }));
+        self
+    }
+
+    /// Drops `calendar`'s cached state, if any: its next load reads its rows.
+    pub fn forget_cached(&self, calendar: &CalendarId) {
+        if let Some(mut cache) = self.cache_lock() {
+            cache.remove(calendar);
+        }
+    }
+
+    fn cache_lock(&self) -> Option<std::sync::MutexGuard<'_, StateCache>> {
+        self.cache.as_ref().map(|c| c.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
     }
 
     /// Runs `f` on the store's connection (its thread) and returns its answer: for the host's
@@ -585,8 +662,25 @@ impl SqliteStore {
         };
         let done = self.spawn(move |conn| job.run(conn))?;
         let mut warnings = Vec::new();
+        // With a cached state of this calendar at the expected revision, the rows written are
+        // remembered to bring it up to date after the commit.
+        let track = self
+            .cache_lock()
+            .and_then(|mut c| c.get(plan.calendar()))
+            .is_some_and(|s| s.head().revision == request.expected);
+        let (mut written, mut deleted) = (Vec::new(), Vec::new());
         for chunk in plan.changes().chunks(BATCH) {
-            let batch: Vec<Row> = chunk.iter().map(|c| row(c, &mut warnings)).collect();
+            let mut batch = Vec::with_capacity(chunk.len());
+            for change in chunk {
+                let r = row(change, &mut warnings);
+                if track {
+                    match &r {
+                        Row::Upsert(u) => written.push(columns::written_entry(change.key(), u)),
+                        Row::Delete { .. } => deleted.push(change.key().clone()),
+                    }
+                }
+                batch.push(r);
+            }
             if batches.send(batch).await.is_err() {
                 break; // the store's side failed: its answer says why
             }
@@ -597,6 +691,9 @@ impl SqliteStore {
                 Ok(()) => {
                     let _ = decision_tx.send(Decision::Commit);
                     let revision = done.await.map_err(|_| stopped())??;
+                    if track {
+                        self.absorb_cached(&request, revision, written, &deleted);
+                    }
                     return Ok(Applied::new(revision, rows).with_warnings(warnings));
                 }
                 Err(e) => {
@@ -610,6 +707,28 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// Brings the cached state of a committed apply's calendar up to date, if it is still the
+    /// one the plan was made against.
+    fn absorb_cached(
+        &self,
+        request: &ApplyRequest<'_>,
+        revision: Revision,
+        written: Vec<crate::store::StoredEntry>,
+        deleted: &[EventKey],
+    ) {
+        let Some(mut cache) = self.cache_lock() else { return };
+        let plan = request.plan;
+        let Some(mut state) = cache.remove(plan.calendar()) else { return };
+        if state.head().revision != request.expected {
+            return;
+        }
+        let events = (state.head().events + plan.inserts() as u64).saturating_sub(plan.deletes() as u64);
+        state.absorb(CalendarHead::new(request.cursor.cloned(), revision, events), written, deleted);
+        cache.put(state);
+    }
+}
+
 fn stopped() -> Error {
     Error::new(ErrorKind::Storage, "the SQLite thread stopped")
 }
@@ -617,9 +736,26 @@ fn stopped() -> Error {
 #[async_trait]
 impl Store for SqliteStore {
     async fn load(&self, calendar: &CalendarId, scope: LoadScope<'_>) -> Result<StoredState> {
-        let calendar = calendar.clone();
+        let whole = matches!(scope, LoadScope::All);
+        if whole && self.cache.is_some() {
+            let cached = self.cache_lock().and_then(|mut c| c.get(calendar));
+            if let Some(cached) = cached {
+                let cal = calendar.clone();
+                let current = self.call(move |conn| head(conn, &cal)).await?;
+                if current.revision == cached.head().revision {
+                    return Ok(cached.with_head(current));
+                }
+            }
+        }
+        let cal = calendar.clone();
         let scope = OwnedScope::of(scope);
-        self.call(move |conn| load(conn, &calendar, &scope)).await
+        let state = self.call(move |conn| load(conn, &cal, &scope)).await?;
+        if whole {
+            if let Some(mut cache) = self.cache_lock() {
+                cache.put(state.clone());
+            }
+        }
+        Ok(state)
     }
 
     async fn apply(&self, request: ApplyRequest<'_>) -> Result<Applied> {
