@@ -11,4 +11,5 @@ mod read;
 pub(crate) mod windows_zones;
 pub(crate) mod zones;
 
+pub(crate) use read::read_feed_shared;
 pub use read::{FeedRead, Limits, Problem, ReadOptions, read_feed, read_feed_owned};

@@ -181,13 +181,23 @@ pub fn read_feed(calendar: &CalendarId, bytes: &[u8], options: &ReadOptions) -> 
 /// # Errors
 /// As [`read_feed`].
 pub fn read_feed_owned(calendar: &CalendarId, bytes: Vec<u8>, options: &ReadOptions) -> Result<FeedRead> {
-    let (shared, bytes) = match String::from_utf8(bytes) {
-        Ok(text) => {
-            let shared = Arc::new(text);
-            (Some(Arc::clone(&shared)), Feed::Shared(shared))
-        }
-        Err(e) => (None, Feed::Bytes(e.into_bytes())),
-    };
+    match String::from_utf8(bytes) {
+        Ok(text) => read_feed_shared(calendar, Arc::new(text), options),
+        Err(e) => read_feed_inner(calendar, None, &Feed::Bytes(e.into_bytes()), options),
+    }
+}
+
+/// [`read_feed`] over text already shared: events share it without a copy.
+pub(crate) fn read_feed_shared(calendar: &CalendarId, text: Arc<String>, options: &ReadOptions) -> Result<FeedRead> {
+    read_feed_inner(calendar, Some(Arc::clone(&text)), &Feed::Shared(text), options)
+}
+
+fn read_feed_inner(
+    calendar: &CalendarId,
+    shared: Option<Arc<String>>,
+    bytes: &Feed,
+    options: &ReadOptions,
+) -> Result<FeedRead> {
     let all = bytes.as_bytes();
     let policy = Arc::new(options.policy.clone());
     let (data, base) = match all.strip_prefix(b"\xEF\xBB\xBF") {

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use xxhash_rust::xxh3::xxh3_128;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::ics::{ReadOptions, read_feed_owned};
+use crate::ics::{ReadOptions, read_feed_owned, read_feed_shared};
 use crate::id::CalendarId;
 use crate::providers::cursor::Validators;
 use crate::source::{CalendarInfo, CalendarSource, Capabilities, Changes, Delta, FetchRequest, Fetched};
@@ -43,9 +43,39 @@ pub struct IcsSource {
 
 enum Origin {
     File(PathBuf),
-    Bytes(Arc<Vec<u8>>),
+    Bytes(Memory),
     #[cfg(feature = "http")]
     Http(Box<crate::providers::http::HttpFeed>),
+}
+
+/// Feed bytes held in memory; checked (UTF-8) and hashed on the first fetch, in place, then
+/// shared by every fetch without a copy.
+struct Memory {
+    len: usize,
+    raw: std::sync::Mutex<Option<Vec<u8>>>,
+    read: std::sync::OnceLock<(Result<Arc<String>, Arc<Vec<u8>>>, String)>,
+}
+
+impl Memory {
+    fn new(bytes: Vec<u8>) -> Self {
+        Self { len: bytes.len(), raw: std::sync::Mutex::new(Some(bytes)), read: std::sync::OnceLock::new() }
+    }
+
+    /// The text (or, when it is not UTF-8, the bytes) and the hash of the bytes.
+    fn get(&self) -> &(Result<Arc<String>, Arc<Vec<u8>>>, String) {
+        self.read.get_or_init(|| {
+            let bytes = self.raw.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take().unwrap_or_default();
+            let hash = format!("{:032x}", xxh3_128(&bytes));
+            let text = String::from_utf8(bytes).map(Arc::new).map_err(|e| Arc::new(e.into_bytes()));
+            (text, hash)
+        })
+    }
+}
+
+/// What a fetch reads: owned bytes, or text shared with the source.
+enum Body {
+    Owned(Vec<u8>),
+    Shared(Arc<String>),
 }
 
 impl IcsSource {
@@ -58,7 +88,7 @@ impl IcsSource {
     /// A source over iCalendar text held in memory.
     #[must_use]
     pub fn from_bytes(calendar: CalendarId, bytes: impl Into<Vec<u8>>) -> Self {
-        Self { calendar, origin: Origin::Bytes(Arc::new(bytes.into())), options: ReadOptions::default() }
+        Self { calendar, origin: Origin::Bytes(Memory::new(bytes.into())), options: ReadOptions::default() }
     }
 
     /// A source fetching an `http`, `https` or `webcal` feed URL (feature `http`).
@@ -89,9 +119,20 @@ impl IcsSource {
 
     /// The current validators, and the text unless it is unchanged since `previous`.
     #[cfg_attr(not(feature = "http"), allow(clippy::unused_async))] // awaits only for http
-    async fn load(&self, previous: &Validators) -> Result<(Option<Vec<u8>>, Validators)> {
+    async fn load(&self, previous: &Validators) -> Result<(Option<Body>, Validators)> {
         let (bytes, etag, last_modified) = match &self.origin {
-            Origin::Bytes(b) => (b.as_ref().clone(), None, None),
+            Origin::Bytes(memory) => {
+                let (text, hash) = memory.get();
+                let validators = Validators { etag: None, last_modified: None, hash: Some(hash.clone()) };
+                if validators.hash == previous.hash {
+                    return Ok((None, validators));
+                }
+                let body = match text {
+                    Ok(text) => Body::Shared(Arc::clone(text)),
+                    Err(bytes) => Body::Owned(bytes.as_ref().clone()),
+                };
+                return Ok((Some(body), validators));
+            }
             Origin::File(path) => {
                 let bytes = std::fs::read(path).map_err(|e| {
                     let kind = if e.kind() == std::io::ErrorKind::NotFound {
@@ -121,7 +162,7 @@ impl IcsSource {
         let hash = Some(format!("{:032x}", xxh3_128(&bytes)));
         let unchanged = hash == previous.hash;
         let validators = Validators { etag, last_modified, hash };
-        Ok((if unchanged { None } else { Some(bytes) }, validators))
+        Ok((if unchanged { None } else { Some(Body::Owned(bytes)) }, validators))
     }
 }
 
@@ -129,7 +170,7 @@ impl fmt::Debug for IcsSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let origin = match &self.origin {
             Origin::File(p) => format!("file {}", p.display()),
-            Origin::Bytes(b) => format!("{} bytes", b.len()),
+            Origin::Bytes(m) => format!("{} bytes", m.len),
             #[cfg(feature = "http")]
             Origin::Http(feed) => feed.shown().to_owned(),
         };
@@ -162,7 +203,10 @@ impl CalendarSource for IcsSource {
             // Unchanged since the stored cursor: nothing to read, nothing to write.
             return Ok(Fetched::new(Changes::Delta(Delta::default()), Some(cursor)));
         };
-        let read = read_feed_owned(&self.calendar, bytes, &self.options)?;
+        let read = match bytes {
+            Body::Owned(bytes) => read_feed_owned(&self.calendar, bytes, &self.options)?,
+            Body::Shared(text) => read_feed_shared(&self.calendar, text, &self.options)?,
+        };
         let (snapshot, notes) = read.into_snapshot();
         Ok(Fetched::new(Changes::Snapshot(snapshot), Some(cursor)).with_warnings(notes))
     }
