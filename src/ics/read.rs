@@ -189,12 +189,13 @@ pub fn read_feed_owned(calendar: &CalendarId, bytes: Vec<u8>, options: &ReadOpti
 
 /// [`read_feed`] over text already shared: events share it without a copy.
 pub(crate) fn read_feed_shared(calendar: &CalendarId, text: Arc<String>, options: &ReadOptions) -> Result<FeedRead> {
-    read_feed_inner(calendar, Some(Arc::clone(&text)), &Feed::Shared(text), options)
+    let shared = Some(Arc::clone(&text));
+    read_feed_inner(calendar, shared.as_ref(), &Feed::Shared(text), options)
 }
 
 fn read_feed_inner(
     calendar: &CalendarId,
-    shared: Option<Arc<String>>,
+    shared: Option<&Arc<String>>,
     bytes: &Feed,
     options: &ReadOptions,
 ) -> Result<FeedRead> {
@@ -207,14 +208,14 @@ fn read_feed_inner(
     let pieces =
         if shared.is_some() && data.len() >= PARALLEL_MIN_BYTES { split(data, options.threads) } else { vec![] };
     let parallel = if pieces.len() > 1 {
-        read_pieces(calendar, options, &policy, shared.as_ref(), data, base, &pieces)
+        read_pieces(calendar, options, &policy, shared, data, base, &pieces)
     } else {
         None
     };
     let (mut reader, scan) = if let Some(read) = parallel {
         read
     } else {
-        let mut reader = Reader::new(calendar, options, &policy, shared.clone());
+        let mut reader = Reader::new(calendar, options, &policy, shared.cloned());
         // Sized generously: untouched capacity costs address space, not memory, and a growing
         // vector would briefly hold two copies of every event.
         reader.events.reserve(data.len() / 256);
