@@ -53,8 +53,11 @@ enum Origin {
 struct Memory {
     len: usize,
     raw: std::sync::Mutex<Option<Vec<u8>>>,
-    read: std::sync::OnceLock<(Result<Arc<String>, Arc<Vec<u8>>>, String)>,
+    read: std::sync::OnceLock<(Checked, String)>,
 }
+
+/// The feed as text when it is UTF-8, else its bytes.
+type Checked = Result<Arc<String>, Arc<Vec<u8>>>;
 
 impl Memory {
     fn new(bytes: Vec<u8>) -> Self {
@@ -62,7 +65,7 @@ impl Memory {
     }
 
     /// The text (or, when it is not UTF-8, the bytes) and the hash of the bytes.
-    fn get(&self) -> &(Result<Arc<String>, Arc<Vec<u8>>>, String) {
+    fn get(&self) -> &(Checked, String) {
         self.read.get_or_init(|| {
             let bytes = self.raw.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take().unwrap_or_default();
             let hash = format!("{:032x}", xxh3_128(&bytes));
