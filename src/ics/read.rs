@@ -207,11 +207,8 @@ fn read_feed_inner(
     };
     let pieces =
         if shared.is_some() && data.len() >= PARALLEL_MIN_BYTES { split(data, options.threads) } else { vec![] };
-    let parallel = if pieces.len() > 1 {
-        read_pieces(calendar, options, &policy, shared, data, base, &pieces)
-    } else {
-        None
-    };
+    let parallel =
+        if pieces.len() > 1 { read_pieces(calendar, options, &policy, shared, data, base, &pieces) } else { None };
     let (mut reader, scan) = if let Some(read) = parallel {
         read
     } else {
