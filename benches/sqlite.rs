@@ -7,6 +7,11 @@
 //!   exactly 1 % updated.
 //! - `sqlite/resync_unchanged_cached/100k`: as `resync_unchanged`, with the store's state
 //!   cache on (a long-running host); asserts zero writes.
+//! - `sqlite/sqlite_alone/100k`: the floor under `first_sync`, no calscope in the loop: SQLite
+//!   copying the very rows a first sync wrote, held in memory, into a fresh database the store
+//!   created (same schema, pages and pragmas) in one `INSERT … SELECT` and one commit.
+//! - `sqlite/sqlite_alone_bound/100k`: the same rows, already in Rust, bound one by one to an
+//!   `INSERT … ON CONFLICT … DO UPDATE … WHERE` as a store must (one transaction).
 //!
 //! Run: `cargo bench --bench sqlite`
 
@@ -81,6 +86,7 @@ fn bench_sqlite(c: &mut Criterion) {
     let base = feed(n, 1);
     let first = block_on(engine.sync(&IcsSource::from_bytes(cal.clone(), base.clone()), &cal));
     assert_eq!(first.inserted, n as u64);
+    sqlite_alone(&mut group, &db, n);
     let exports = [feed(n, 2), feed(n, 3)];
     group.throughput(Throughput::Bytes(exports[0].len() as u64));
     // Unchanged: nothing written. 1 %: exactly the edited events updated, nothing else.
@@ -98,6 +104,78 @@ fn bench_sqlite(c: &mut Criterion) {
     assert_eq!(first.inserted, n as u64);
     resync(&mut group, "resync_unchanged_cached/100k", &engine, &cal, &exports, (0, 0, n as u64));
     group.finish();
+}
+
+/// SQLite alone writing the rows of `source` (a first sync's database) into a fresh one: in one
+/// `INSERT … SELECT`, and bound row by row to an upsert.
+fn sqlite_alone(group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>, source: &Db, n: usize) {
+    use calscope::sqlite::rusqlite::types::Value;
+    use calscope::sqlite::rusqlite::{Connection, params_from_iter};
+    // A fresh database the store created (schema, page size, WAL), on a connection set as the
+    // store's (no checkpoint inside the transaction), with the source attached.
+    let fresh = || {
+        let db = Db::fresh("alone");
+        drop(SqliteStore::open(&db.path).expect("opens"));
+        let conn = Connection::open(&db.path).expect("opens");
+        conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0;").expect("pragmas");
+        conn.execute("ATTACH ?1 AS src", [source.path.display().to_string()]).expect("attach");
+        (db, conn)
+    };
+    group.throughput(Throughput::Elements(n as u64));
+    group.bench_function(format!("sqlite_alone/{}k", n / 1000), |b| {
+        b.iter_batched(
+            || {
+                let (db, conn) = fresh();
+                conn.execute_batch("ATTACH ':memory:' AS mem; CREATE TABLE mem.rows AS SELECT * FROM src.events;")
+                    .expect("rows in memory");
+                (db, conn)
+            },
+            |(db, conn)| {
+                conn.execute_batch("BEGIN IMMEDIATE").expect("begin");
+                let copied = conn.execute("INSERT INTO main.events SELECT * FROM mem.rows", []).expect("insert");
+                conn.execute_batch("COMMIT").expect("commit");
+                assert_eq!(copied, n);
+                (db, conn)
+            },
+            BatchSize::PerIteration,
+        );
+    });
+
+    let (_db, conn) = fresh();
+    let columns = conn.prepare("SELECT * FROM src.events").expect("select").column_count();
+    let rows: Vec<Vec<Value>> = conn
+        .prepare("SELECT * FROM src.events")
+        .expect("select")
+        .query_map([], |r| (0..columns).map(|i| r.get::<_, Value>(i)).collect())
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert_eq!(rows.len(), n);
+    let marks: Vec<String> = (1..=columns).map(|i| format!("?{i}")).collect();
+    let upsert = format!(
+        "INSERT INTO events VALUES ({}) ON CONFLICT (calendar_id, uid, recurrence_id) DO UPDATE SET \
+         raw = excluded.raw WHERE events.fingerprint IS NOT excluded.fingerprint",
+        marks.join(", ")
+    );
+    group.bench_function(format!("sqlite_alone_bound/{}k", n / 1000), |b| {
+        b.iter_batched(
+            fresh,
+            |(db, mut conn)| {
+                let tx = conn.transaction().expect("begin");
+                let mut written = 0;
+                {
+                    let mut statement = tx.prepare_cached(&upsert).expect("prepare");
+                    for row in &rows {
+                        written += statement.execute(params_from_iter(row.iter())).expect("upsert");
+                    }
+                }
+                tx.commit().expect("commit");
+                assert_eq!(written, n);
+                (db, conn)
+            },
+            BatchSize::PerIteration,
+        );
+    });
 }
 
 /// Re-syncs alternating between two exports, so each iteration is a real re-read, asserting
