@@ -124,8 +124,8 @@ const ENTRY_COLUMNS: &str = "uid, recurrence_id, fingerprint, source_hash, diges
 /// # Pages
 ///
 /// A database this store creates gets 16 KiB pages (SQLite's default is 4 KiB): rows here are
-/// about 1 KB, and the larger pages made a 100k-event first sync 10–20 % faster and reading
-/// the sync index for a re-sync 40–65 % faster. An existing file keeps its page size; a host
+/// about 1 KB, and the larger pages made a 100k-event first sync 8–25 % faster and an
+/// unchanged re-sync 24–40 % faster (`cargo bench --bench sqlite`). An existing file keeps its page size; a host
 /// that wants another one creates the file first (`PRAGMA page_size`, then any write).
 ///
 /// # Example
