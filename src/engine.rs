@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, ErrorKind, Result};
 use crate::id::{CalendarId, EventKey, Href};
 use crate::plan::{Plan, PlanOptions, plan_owned};
-use crate::source::{CalendarSource, Changes, FetchRequest, Fetched};
+use crate::source::{CalendarSource, Changes, FetchRequest, Fetched, SnapshotNotice};
 use crate::store::{ApplyRequest, LoadScope, Store};
 
 /// How the engine syncs.
@@ -301,7 +301,22 @@ impl<S: Store> Engine<S> {
         let head_cursor = head.head().cursor.clone();
         let expected = head.head().revision;
 
-        let fetched = match source.fetch(FetchRequest::new(calendar, head_cursor.as_ref())).await {
+        // A source that knows early that it will answer a snapshot says so
+        // (`FetchRequest::snapshot_coming`): the whole stored state then loads while it reads.
+        let (notice, coming) = SnapshotNotice::new();
+        let fetch = async {
+            let fetched = source.fetch(FetchRequest::new(calendar, head_cursor.as_ref()).with_notice(&notice)).await;
+            notice.close();
+            fetched
+        };
+        let early = async {
+            match coming.await {
+                Ok(()) => Some(self.store.load(calendar, LoadScope::All).await),
+                Err(_) => None,
+            }
+        };
+        let (fetched, early) = futures::future::join(fetch, early).await;
+        let fetched = match fetched {
             Err(e) if e.kind() == ErrorKind::CursorExpired && head_cursor.is_some() => {
                 warnings.push("cursor expired; synced from a full snapshot".to_owned());
                 source.fetch(FetchRequest::new(calendar, None)).await?
@@ -311,9 +326,12 @@ impl<S: Store> Engine<S> {
         let Fetched { changes, cursor, warnings: fetch_warnings, .. } = fetched;
         warnings.extend(fetch_warnings);
 
-        let state = match &changes {
-            Changes::Snapshot(_) => self.store.load(calendar, LoadScope::All).await?,
-            Changes::Delta(d) => {
+        let state = match (&changes, early) {
+            // The whole state serves a delta too; a failed early load leaves a delta its own.
+            (Changes::Snapshot(_), Some(loaded)) => loaded?,
+            (Changes::Delta(_), Some(Ok(loaded))) => loaded,
+            (Changes::Snapshot(_), None) => self.store.load(calendar, LoadScope::All).await?,
+            (Changes::Delta(d), _) => {
                 let keys: Vec<EventKey> =
                     d.upserts.iter().map(|e| e.key().clone()).chain(d.removals.iter().cloned()).collect();
                 let hrefs: Vec<Href> =

@@ -28,6 +28,9 @@ use crate::id::{CalendarId, Cursor, EventKey, Href};
 /// - The returned cursor, stored only together with the applied changes, resumes after
 ///   everything the answer contained.
 /// - Fetching never changes the source.
+/// - A source that learns early that it will answer a snapshot (a new body arrived, and reading
+///   it is the long part) may call [`FetchRequest::snapshot_coming`]: the engine then loads the
+///   stored state while the source reads, instead of after.
 #[async_trait]
 pub trait CalendarSource: Send + Sync + Debug {
     /// What this source supports.
@@ -124,13 +127,78 @@ pub struct FetchRequest<'a> {
     pub calendar: &'a CalendarId,
     /// The stored cursor; `None` asks for a snapshot.
     pub cursor: Option<&'a Cursor>,
+    /// Where [`snapshot_coming`](Self::snapshot_coming) reaches the engine, when it listens.
+    notice: Option<&'a SnapshotNotice>,
 }
 
 impl<'a> FetchRequest<'a> {
     /// A request for `calendar`'s changes since `cursor`.
     #[must_use]
     pub fn new(calendar: &'a CalendarId, cursor: Option<&'a Cursor>) -> Self {
-        Self { calendar, cursor }
+        Self { calendar, cursor, notice: None }
+    }
+
+    /// The same request, with the engine listening for [`snapshot_coming`](Self::snapshot_coming).
+    pub(crate) fn with_notice(mut self, notice: &'a SnapshotNotice) -> Self {
+        self.notice = Some(notice);
+        self
+    }
+
+    /// Tells the engine that this fetch will answer a [`Changes::Snapshot`], before the source
+    /// reads it: the engine then loads the calendar's stored state (which planning a snapshot
+    /// needs) while the source downloads and reads, instead of after. Call it once the answer
+    /// is known to be a snapshot (the server sent a new body, not "not modified") and before
+    /// the long part; it yields once, so that the engine's load is under way when the caller
+    /// goes on. Answering a delta after all is still correct; it costs one load of the whole
+    /// state. Without an engine listening (a fetch called directly), it does nothing.
+    pub async fn snapshot_coming(&self) {
+        if let Some(notice) = self.notice {
+            if notice.notify() {
+                YieldOnce(false).await;
+            }
+        }
+    }
+}
+
+/// The engine's side of [`FetchRequest::snapshot_coming`]: one notification at most.
+#[derive(Debug)]
+pub(crate) struct SnapshotNotice(std::sync::Mutex<Option<futures::channel::oneshot::Sender<()>>>);
+
+impl SnapshotNotice {
+    /// A notice, and what resolves when it is given (or fails when it is closed unused).
+    pub(crate) fn new() -> (Self, futures::channel::oneshot::Receiver<()>) {
+        let (tx, rx) = futures::channel::oneshot::channel();
+        (Self(std::sync::Mutex::new(Some(tx))), rx)
+    }
+
+    /// Notifies the listener; true the first time.
+    fn notify(&self) -> bool {
+        self.take().is_some_and(|tx| tx.send(()).is_ok())
+    }
+
+    /// Ends listening: a listener not yet notified learns that no snapshot is coming.
+    pub(crate) fn close(&self) {
+        drop(self.take());
+    }
+
+    fn take(&self) -> Option<futures::channel::oneshot::Sender<()>> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
+    }
+}
+
+/// Returns pending once (waking itself at once), so that futures polled beside the caller's
+/// run before it goes on.
+struct YieldOnce(bool);
+
+impl std::future::Future for YieldOnce {
+    type Output = ();
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        if self.0 {
+            return std::task::Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
     }
 }
 

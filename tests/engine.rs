@@ -467,3 +467,210 @@ fn traits_are_object_safe_send_sync_and_forwarded() {
     assert_send(&fut);
     drop(fut);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Loading the stored state while a source reads a snapshot (`FetchRequest::snapshot_coming`).
+
+/// A store that counts its loads by scope and can fail whole-state loads.
+#[derive(Debug, Default)]
+struct LoadCountingStore {
+    inner: MemoryStore,
+    whole: std::sync::atomic::AtomicUsize,
+    touched: std::sync::atomic::AtomicUsize,
+    fail_whole: std::sync::atomic::AtomicBool,
+}
+
+impl LoadCountingStore {
+    fn loads(&self) -> (usize, usize) {
+        use std::sync::atomic::Ordering::SeqCst;
+        (self.whole.load(SeqCst), self.touched.load(SeqCst))
+    }
+}
+
+#[async_trait]
+impl Store for LoadCountingStore {
+    async fn load(&self, calendar: &CalendarId, scope: LoadScope<'_>) -> Result<StoredState> {
+        use std::sync::atomic::Ordering::SeqCst;
+        match scope {
+            LoadScope::All => {
+                self.whole.fetch_add(1, SeqCst);
+                if self.fail_whole.load(SeqCst) {
+                    return Err(Error::new(ErrorKind::Storage, "disk error reading the whole calendar"));
+                }
+            }
+            LoadScope::Touched { .. } => {
+                self.touched.fetch_add(1, SeqCst);
+            }
+            LoadScope::Head => {}
+        }
+        self.inner.load(calendar, scope).await
+    }
+    async fn apply(&self, request: ApplyRequest<'_>) -> Result<Applied> {
+        self.inner.apply(request).await
+    }
+}
+
+/// A source that answers a script; before each answer it may announce a snapshot, and then
+/// records how many whole loads the store had begun by the time the announcement returned.
+#[derive(Debug)]
+struct AnnouncingSource {
+    store: Arc<LoadCountingStore>,
+    script: Mutex<VecDeque<(bool, Fetched)>>,
+    whole_loads_seen: Mutex<Vec<usize>>,
+}
+
+impl AnnouncingSource {
+    fn new(store: &Arc<LoadCountingStore>) -> Self {
+        Self { store: Arc::clone(store), script: Mutex::default(), whole_loads_seen: Mutex::default() }
+    }
+    fn then(&self, announce: bool, changes: Changes, cursor: &str) -> &Self {
+        self.script.lock().unwrap().push_back((announce, Fetched::new(changes, Some(calscope::Cursor::new(cursor)))));
+        self
+    }
+}
+
+#[async_trait]
+impl CalendarSource for AnnouncingSource {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::snapshot_only()
+    }
+    async fn calendars(&self) -> Result<Vec<CalendarInfo>> {
+        Ok(vec![])
+    }
+    async fn fetch(&self, request: FetchRequest<'_>) -> Result<Fetched> {
+        let (announce, answer) = self.script.lock().unwrap().pop_front().expect("a scripted answer");
+        if announce {
+            request.snapshot_coming().await;
+            self.whole_loads_seen.lock().unwrap().push(self.store.loads().0);
+        }
+        Ok(answer)
+    }
+}
+
+fn complete(events: Vec<Event>) -> Changes {
+    Changes::Snapshot(Snapshot::complete(events))
+}
+
+#[test]
+fn an_announced_snapshot_is_planned_against_a_state_loaded_while_the_source_reads() {
+    let c = cal("a");
+    let store = Arc::new(LoadCountingStore::default());
+    let engine = Engine::new(Arc::clone(&store));
+    let source = AnnouncingSource::new(&store);
+    source.then(false, complete(vec![ev("1", "one").build("a"), ev("2", "two").build("a")]), "v1");
+    assert_eq!(block_on(engine.sync(&source, &c)).inserted, 2);
+    assert_eq!(store.loads(), (1, 0), "an unannounced snapshot loads the whole state after the fetch");
+
+    source.then(true, complete(vec![ev("1", "one, moved").build("a"), ev("3", "three").build("a")]), "v2");
+    let report = block_on(engine.sync(&source, &c));
+    assert!(report.is_ok(), "{:?}", report.error);
+    assert_eq!((report.inserted, report.updated, report.deleted), (1, 1, 1));
+    // The whole load had begun before the source went on reading, and it was the only one.
+    assert_eq!(*source.whole_loads_seen.lock().unwrap(), vec![2]);
+    assert_eq!(store.loads(), (2, 0));
+    assert_eq!(store.inner.cursor(&c), Some(calscope::Cursor::new("v2")));
+}
+
+#[test]
+fn an_announced_fetch_that_answers_a_delta_is_planned_against_the_early_state() {
+    let c = cal("a");
+    let store = Arc::new(LoadCountingStore::default());
+    let engine = Engine::new(Arc::clone(&store));
+    let source = AnnouncingSource::new(&store);
+    source.then(false, complete(vec![ev("1", "one").build("a"), ev("2", "two").build("a")]), "v1");
+    assert_eq!(block_on(engine.sync(&source, &c)).inserted, 2);
+
+    let delta = calscope::Delta {
+        upserts: vec![ev("3", "three").build("a")],
+        removals: vec![key("a", "1", None)],
+        ..Default::default()
+    };
+    source.then(true, Changes::Delta(delta), "v2");
+    let report = block_on(engine.sync(&source, &c));
+    assert!(report.is_ok(), "{:?}", report.error);
+    // Event 2, absent from the delta, stays: a delta infers no deletions, whatever state it met.
+    assert_eq!((report.inserted, report.updated, report.deleted), (1, 0, 1));
+    assert_eq!(store.loads(), (2, 0), "the early whole state served; no second load");
+    let mut left: Vec<String> = store.inner.events(&c).iter().map(|e| e.key().uid.as_str().to_owned()).collect();
+    left.sort();
+    assert_eq!(left, ["2", "3"]);
+}
+
+#[test]
+fn without_an_announcement_a_delta_loads_only_what_it_touches() {
+    let c = cal("a");
+    let store = Arc::new(LoadCountingStore::default());
+    let engine = Engine::new(Arc::clone(&store));
+    let source = AnnouncingSource::new(&store);
+    source.then(false, complete(vec![ev("1", "one").build("a")]), "v1");
+    assert_eq!(block_on(engine.sync(&source, &c)).inserted, 1);
+    source.then(
+        false,
+        Changes::Delta(calscope::Delta { upserts: vec![ev("2", "two").build("a")], ..Default::default() }),
+        "v2",
+    );
+    let report = block_on(engine.sync(&source, &c));
+    assert_eq!(report.inserted, 1);
+    assert_eq!(store.loads(), (1, 1));
+}
+
+#[test]
+fn a_failed_early_load_fails_a_snapshot_but_a_delta_loads_what_it_touches() {
+    let c = cal("a");
+    let store = Arc::new(LoadCountingStore::default());
+    let engine = Engine::new(Arc::clone(&store));
+    let source = AnnouncingSource::new(&store);
+    source.then(false, complete(vec![ev("1", "one").build("a"), ev("2", "two").build("a")]), "v1");
+    assert_eq!(block_on(engine.sync(&source, &c)).inserted, 2);
+    store.fail_whole.store(true, std::sync::atomic::Ordering::SeqCst);
+
+    source.then(
+        true,
+        Changes::Delta(calscope::Delta { upserts: vec![ev("3", "three").build("a")], ..Default::default() }),
+        "v2",
+    );
+    let report = block_on(engine.sync(&source, &c));
+    assert!(report.is_ok(), "{:?}", report.error);
+    assert_eq!(report.inserted, 1);
+    assert_eq!(store.loads(), (2, 1));
+
+    source.then(true, complete(vec![]), "v3");
+    let report = block_on(engine.sync(&source, &c));
+    assert!(!report.is_ok());
+    assert!(report.error.as_deref().unwrap_or_default().contains("disk error"), "{:?}", report.error);
+    assert_eq!(store.inner.events(&c).len(), 3, "nothing deleted");
+    assert_eq!(store.inner.cursor(&c), Some(calscope::Cursor::new("v2")), "the cursor did not move");
+}
+
+#[test]
+fn an_unchanged_ics_feed_never_loads_the_whole_state() {
+    let c = cal("feed");
+    let dir = std::env::temp_dir().join(format!("calscope-announce-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("feed.ics");
+    let write = |summary: &str| {
+        let events = [ev("1", summary).stamp(1).ics(), ev("2", "two").stamp(1).ics()].concat();
+        std::fs::write(&path, format!("BEGIN:VCALENDAR\r\nVERSION:2.0\r\n{events}END:VCALENDAR\r\n")).unwrap();
+    };
+    let store = Arc::new(LoadCountingStore::default());
+    let engine = Engine::new(Arc::clone(&store));
+    let source = calscope::IcsSource::from_file(c.clone(), &path);
+    write("one");
+    assert_eq!(block_on(engine.sync(&source, &c)).inserted, 2);
+    assert_eq!(store.loads(), (1, 0));
+    // Unchanged: the source answers from its cursor, and no whole state is read for nothing.
+    let report = block_on(engine.sync(&source, &c));
+    assert_eq!((report.writes(), report.unchanged), (0, 0));
+    assert_eq!(store.loads().0, 1);
+    write("one, edited");
+    let report = block_on(engine.sync(&source, &c));
+    assert_eq!(report.updated, 1);
+    assert_eq!(store.loads().0, 2);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn snapshot_coming_with_no_engine_listening_does_nothing() {
+    let c = cal("a");
+    block_on(FetchRequest::new(&c, None).snapshot_coming());
+}

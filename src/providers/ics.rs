@@ -206,11 +206,44 @@ impl CalendarSource for IcsSource {
             // Unchanged since the stored cursor: nothing to read, nothing to write.
             return Ok(Fetched::new(Changes::Delta(Delta::default()), Some(cursor)));
         };
+        // A new body is always read whole: the engine may load the stored state meanwhile.
+        request.snapshot_coming().await;
         let read = match bytes {
             Body::Owned(bytes) => read_feed_owned(&self.calendar, bytes, &self.options)?,
             Body::Shared(text) => read_feed_shared(&self.calendar, text, &self.options)?,
         };
         let (snapshot, notes) = read.into_snapshot();
         Ok(Fetched::new(Changes::Snapshot(snapshot), Some(cursor)).with_warnings(notes))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::id::Cursor;
+    use crate::source::SnapshotNotice;
+
+    /// Fetches with the engine's notice attached; answers the fetch and whether it announced
+    /// a snapshot.
+    fn fetch_announcing(source: &IcsSource, cursor: Option<&Cursor>) -> (Fetched, bool) {
+        let (notice, mut coming) = SnapshotNotice::new();
+        let request = FetchRequest::new(&source.calendar, cursor).with_notice(&notice);
+        let fetched = futures::executor::block_on(source.fetch(request)).unwrap();
+        notice.close();
+        (fetched, matches!(coming.try_recv(), Ok(Some(()))))
+    }
+
+    #[test]
+    fn a_new_body_is_announced_as_a_snapshot_and_an_unchanged_one_is_not() {
+        let cal = CalendarId::new("feed").unwrap();
+        let feed =
+            "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:1\r\nDTSTART:20260105T090000Z\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+        let source = IcsSource::from_bytes(cal, feed.as_bytes().to_vec());
+        let (first, announced) = fetch_announcing(&source, None);
+        assert!(announced);
+        assert!(matches!(first.changes, Changes::Snapshot(_)));
+        let (again, announced) = fetch_announcing(&source, first.cursor.as_ref());
+        assert!(!announced);
+        assert!(matches!(again.changes, Changes::Delta(ref d) if d.is_empty()));
     }
 }
