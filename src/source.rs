@@ -138,6 +138,15 @@ impl<'a> FetchRequest<'a> {
         Self { calendar, cursor, notice: None }
     }
 
+    /// The same request with another cursor, for a source that wraps another: unlike
+    /// [`new`](Self::new), it keeps the engine listening for
+    /// [`snapshot_coming`](Self::snapshot_coming).
+    #[must_use]
+    pub fn with_cursor(mut self, cursor: Option<&'a Cursor>) -> Self {
+        self.cursor = cursor;
+        self
+    }
+
     /// The same request, with the engine listening for [`snapshot_coming`](Self::snapshot_coming).
     pub(crate) fn with_notice(mut self, notice: &'a SnapshotNotice) -> Self {
         self.notice = Some(notice);

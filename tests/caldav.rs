@@ -227,7 +227,7 @@ impl CalendarSource for ForgottenToken<'_> {
             // Radicale's tokens are URLs, Xandikos's hashes: both refuse an unknown one.
             Cursor::new("sync-token http://radicale.org/ns/sync/0000000000000000000000000000000000000000000000000000000000000000\n")
         });
-        self.0.fetch(FetchRequest::new(request.calendar, stale.as_ref())).await
+        self.0.fetch(request.with_cursor(stale.as_ref())).await
     }
 }
 
@@ -257,6 +257,66 @@ fn an_expired_token_falls_back_to_a_listing_that_deletes_the_gap() {
             let before = source.requests();
             assert_eq!(engine.sync(&source, &id).await.writes(), 0);
             assert_eq!(source.requests() - before, 1, "{:?}", server.kind);
+        }
+    });
+}
+
+/// A memory store noting how many requests the source had sent when each whole load began.
+#[derive(Debug)]
+struct WatchingStore {
+    inner: MemoryStore,
+    source: Arc<CalDavSource>,
+    whole_loads_at: Mutex<Vec<u64>>,
+}
+
+#[async_trait]
+impl Store for WatchingStore {
+    async fn load(&self, calendar: &CalendarId, scope: LoadScope<'_>) -> calscope::Result<calscope::StoredState> {
+        if matches!(scope, LoadScope::All) {
+            self.whole_loads_at.lock().unwrap().push(self.source.requests());
+        }
+        self.inner.load(calendar, scope).await
+    }
+    async fn apply(&self, request: calscope::ApplyRequest<'_>) -> calscope::Result<calscope::Applied> {
+        self.inner.apply(request).await
+    }
+}
+
+#[test]
+fn a_listing_is_announced_so_the_stored_state_loads_during_its_requests() {
+    runtime().block_on(async {
+        for server in Server::both() {
+            let col = server.mkcalendar("announce").await;
+            for name in ["a", "b", "c"] {
+                server.put(&col, name, &[vevent(&format!("{name}@t"), None, name)]).await;
+            }
+            let source = Arc::new(server.source(&col).await);
+            let id = source.calendars().await.unwrap()[0].id.clone();
+            let store = WatchingStore {
+                inner: MemoryStore::new(),
+                source: Arc::clone(&source),
+                whole_loads_at: Mutex::default(),
+            };
+            let engine = Engine::new(store);
+            let before = source.requests();
+            assert_eq!(engine.sync(&*source, &id).await.inserted, 3, "{:?}", server.kind);
+            // The whole load began before the listing's first request, not after its last.
+            assert_eq!(*engine.store().whole_loads_at.lock().unwrap(), [before], "{:?}", server.kind);
+            assert!(source.requests() >= before + 2, "{:?}", server.kind);
+            // A wrapper that changes the cursor keeps the announcement (`with_cursor`): the
+            // forgotten token's listing is announced too, and the gap's deletion applied.
+            server.delete(&col, "b").await;
+            let before = source.requests();
+            let r = engine.sync(&ForgottenToken(&source), &id).await;
+            assert_eq!((r.inserted, r.deleted), (0, 1), "{:?}: {r:?}", server.kind);
+            let loads = engine.store().whole_loads_at.lock().unwrap().clone();
+            assert_eq!(loads.len(), 2, "{:?}", server.kind);
+            // The refused token costs one request before the listing is announced.
+            assert_eq!(loads[1], before + 1, "{:?}", server.kind);
+            // An incremental sync touches what changed only: no whole load.
+            server.put(&col, "d", &[vevent("d@t", None, "d")]).await;
+            assert_eq!(engine.sync(&*source, &id).await.inserted, 1, "{:?}", server.kind);
+            assert_eq!(engine.store().whole_loads_at.lock().unwrap().len(), 2, "{:?}", server.kind);
         }
     });
 }

@@ -497,8 +497,15 @@ impl CalDavSource {
         Ok((events, missing, unreadable))
     }
 
-    /// The whole calendar as a snapshot, with the cursor to continue from.
-    async fn snapshot(&self, col: &Collection, warnings: &mut Vec<String>) -> Result<(Changes, DavCursor)> {
+    /// The whole calendar as a snapshot, with the cursor to continue from. Announced first: the
+    /// engine loads the stored state during the listing and the downloads.
+    async fn snapshot(
+        &self,
+        col: &Collection,
+        request: FetchRequest<'_>,
+        warnings: &mut Vec<String>,
+    ) -> Result<(Changes, DavCursor)> {
+        request.snapshot_coming().await;
         let (hrefs, cursor) = if col.sync.load(Ordering::Relaxed) {
             match self.sync_report(col, "").await {
                 Ok(Some(listing)) => {
@@ -510,7 +517,7 @@ impl CalDavSource {
                     // The server refuses even an initial sync-collection: it does not do them
                     // after all. List ETags instead, from now on.
                     col.sync.store(false, Ordering::Relaxed);
-                    return Box::pin(self.snapshot(col, warnings)).await;
+                    return Box::pin(self.snapshot(col, request, warnings)).await;
                 }
             }
         } else {
@@ -523,7 +530,8 @@ impl CalDavSource {
         Ok((Changes::Snapshot(snapshot), cursor))
     }
 
-    async fn fetch_collection(&self, col: &Collection, cursor: Option<&Cursor>) -> Result<Fetched> {
+    async fn fetch_collection(&self, col: &Collection, request: FetchRequest<'_>) -> Result<Fetched> {
+        let cursor = request.cursor;
         let mut warnings = Vec::new();
         let previous = DavCursor::parse(cursor);
         if col.sync.load(Ordering::Relaxed) {
@@ -546,7 +554,7 @@ impl CalDavSource {
                 }
                 warnings.push("sync token expired; listed the whole calendar".to_owned());
             }
-            let (changes, next) = self.snapshot(col, &mut warnings).await?;
+            let (changes, next) = self.snapshot(col, request, &mut warnings).await?;
             return Ok(Fetched::new(changes, Some(next.to_cursor())).with_warnings(warnings));
         }
         // Without sync-collection: the ctag first, then ETags.
@@ -558,7 +566,7 @@ impl CalDavSource {
             }
         }
         if previous.ctag.is_none() && previous.etags.is_empty() {
-            let (changes, next) = self.snapshot(col, &mut warnings).await?;
+            let (changes, next) = self.snapshot(col, request, &mut warnings).await?;
             return Ok(Fetched::new(changes, Some(next.to_cursor())).with_warnings(warnings));
         }
         let (etags, ctag) = self.etag_listing(col).await?;
@@ -644,7 +652,7 @@ impl CalendarSource for CalDavSource {
     async fn fetch(&self, request: FetchRequest<'_>) -> Result<Fetched> {
         let (all, i) = self.collection(request.calendar).await?;
         let col = all.get(i).ok_or_else(|| Error::new(ErrorKind::NotFound, "calendar list changed"))?;
-        self.fetch_collection(col, request.cursor).await
+        self.fetch_collection(col, request).await
     }
 }
 
