@@ -551,15 +551,28 @@ fn complete(events: Vec<Event>) -> Changes {
     Changes::Snapshot(Snapshot::complete(events))
 }
 
-#[test]
-fn an_announced_snapshot_is_planned_against_a_state_loaded_while_the_source_reads() {
+fn upserts(events: Vec<Event>) -> Changes {
+    Changes::Delta(calscope::Delta { upserts: events, ..Default::default() })
+}
+
+/// Calendar "a" in an engine over a load-counting store, after one unannounced snapshot of
+/// events with these UIDs (one whole load).
+fn synced_once(
+    uids: &[&str],
+) -> (CalendarId, Arc<LoadCountingStore>, Engine<Arc<LoadCountingStore>>, AnnouncingSource) {
     let c = cal("a");
     let store = Arc::new(LoadCountingStore::default());
     let engine = Engine::new(Arc::clone(&store));
     let source = AnnouncingSource::new(&store);
-    source.then(false, complete(vec![ev("1", "one").build("a"), ev("2", "two").build("a")]), "v1");
-    assert_eq!(block_on(engine.sync(&source, &c)).inserted, 2);
+    source.then(false, complete(uids.iter().map(|u| ev(u, "first").build("a")).collect()), "v1");
+    assert_eq!(block_on(engine.sync(&source, &c)).inserted, uids.len() as u64);
     assert_eq!(store.loads(), (1, 0), "an unannounced snapshot loads the whole state after the fetch");
+    (c, store, engine, source)
+}
+
+#[test]
+fn an_announced_snapshot_is_planned_against_a_state_loaded_while_the_source_reads() {
+    let (c, store, engine, source) = synced_once(&["1", "2"]);
 
     source.then(true, complete(vec![ev("1", "one, moved").build("a"), ev("3", "three").build("a")]), "v2");
     let report = block_on(engine.sync(&source, &c));
@@ -573,12 +586,7 @@ fn an_announced_snapshot_is_planned_against_a_state_loaded_while_the_source_read
 
 #[test]
 fn an_announced_fetch_that_answers_a_delta_is_planned_against_the_early_state() {
-    let c = cal("a");
-    let store = Arc::new(LoadCountingStore::default());
-    let engine = Engine::new(Arc::clone(&store));
-    let source = AnnouncingSource::new(&store);
-    source.then(false, complete(vec![ev("1", "one").build("a"), ev("2", "two").build("a")]), "v1");
-    assert_eq!(block_on(engine.sync(&source, &c)).inserted, 2);
+    let (c, store, engine, source) = synced_once(&["1", "2"]);
 
     let delta = calscope::Delta {
         upserts: vec![ev("3", "three").build("a")],
@@ -598,17 +606,8 @@ fn an_announced_fetch_that_answers_a_delta_is_planned_against_the_early_state() 
 
 #[test]
 fn without_an_announcement_a_delta_loads_only_what_it_touches() {
-    let c = cal("a");
-    let store = Arc::new(LoadCountingStore::default());
-    let engine = Engine::new(Arc::clone(&store));
-    let source = AnnouncingSource::new(&store);
-    source.then(false, complete(vec![ev("1", "one").build("a")]), "v1");
-    assert_eq!(block_on(engine.sync(&source, &c)).inserted, 1);
-    source.then(
-        false,
-        Changes::Delta(calscope::Delta { upserts: vec![ev("2", "two").build("a")], ..Default::default() }),
-        "v2",
-    );
+    let (c, store, engine, source) = synced_once(&["1"]);
+    source.then(false, upserts(vec![ev("2", "two").build("a")]), "v2");
     let report = block_on(engine.sync(&source, &c));
     assert_eq!(report.inserted, 1);
     assert_eq!(store.loads(), (1, 1));
@@ -616,19 +615,10 @@ fn without_an_announcement_a_delta_loads_only_what_it_touches() {
 
 #[test]
 fn a_failed_early_load_fails_a_snapshot_but_a_delta_loads_what_it_touches() {
-    let c = cal("a");
-    let store = Arc::new(LoadCountingStore::default());
-    let engine = Engine::new(Arc::clone(&store));
-    let source = AnnouncingSource::new(&store);
-    source.then(false, complete(vec![ev("1", "one").build("a"), ev("2", "two").build("a")]), "v1");
-    assert_eq!(block_on(engine.sync(&source, &c)).inserted, 2);
+    let (c, store, engine, source) = synced_once(&["1", "2"]);
     store.fail_whole.store(true, std::sync::atomic::Ordering::SeqCst);
 
-    source.then(
-        true,
-        Changes::Delta(calscope::Delta { upserts: vec![ev("3", "three").build("a")], ..Default::default() }),
-        "v2",
-    );
+    source.then(true, upserts(vec![ev("3", "three").build("a")]), "v2");
     let report = block_on(engine.sync(&source, &c));
     assert!(report.is_ok(), "{:?}", report.error);
     assert_eq!(report.inserted, 1);
