@@ -10,8 +10,8 @@ use chrono::{DateTime, Utc};
 use xxhash_rust::xxh3::xxh3_128;
 
 use crate::fingerprint::{FingerprintPolicy, SourceHash};
-use crate::ics::lines::{ContentLine, Lines, name_len, value_separator};
-use crate::ics::parse::{basic_date, basic_date_time};
+use crate::value::date::{basic_date, basic_date_time};
+use crate::value::lines::{ContentLine, Lines, name_len, value_separator};
 
 /// The properties read from a component in its scan.
 #[derive(Default, Debug)]
@@ -206,7 +206,7 @@ fn read_key_field(fields: &mut KeyFields, line: &ContentLine<'_>, valid_rrule: &
     } else if line.is(b"SEQUENCE") {
         fields.sequence = value().parse().ok();
     } else if line.is(b"LAST-MODIFIED") {
-        fields.last_modified = crate::ics::parse::utc_time(&value());
+        fields.last_modified = crate::value::date::utc_time(&value());
     } else if line.is(b"DTSTART") {
         let v = value();
         fields.dtstart = Some(if usable_time(&v) { Ok(()) } else { Err(v.into_owned()) });

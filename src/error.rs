@@ -37,6 +37,9 @@ pub enum ErrorKind {
     Timeout,
     /// The network or the remote service failed.
     Transport,
+    /// The source asked to slow down (HTTP 429, or a provider's rate-limit answer) and the
+    /// retries allowed were spent.
+    RateLimited,
     /// The store failed.
     Storage,
     /// Anything else.
@@ -60,6 +63,7 @@ impl ErrorKind {
             Self::Unauthorized => "unauthorized",
             Self::Timeout => "timed out",
             Self::Transport => "transport failure",
+            Self::RateLimited => "rate limited",
             Self::Storage => "storage failure",
             Self::Other => "error",
         }
@@ -116,10 +120,11 @@ impl Error {
 
     /// Whether trying the same operation again later may succeed.
     ///
-    /// True for [`ErrorKind::Conflict`], [`ErrorKind::Timeout`] and [`ErrorKind::Transport`].
+    /// True for [`ErrorKind::Conflict`], [`ErrorKind::Timeout`], [`ErrorKind::Transport`] and
+    /// [`ErrorKind::RateLimited`].
     #[must_use]
     pub fn is_retryable(&self) -> bool {
-        matches!(self.kind, ErrorKind::Conflict | ErrorKind::Timeout | ErrorKind::Transport)
+        matches!(self.kind, ErrorKind::Conflict | ErrorKind::Timeout | ErrorKind::Transport | ErrorKind::RateLimited)
     }
 
     pub(crate) fn invalid(message: impl Into<String>) -> Self {

@@ -3,16 +3,17 @@
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::analyze::{Analysis, analyze};
+use crate::details::{self, EventDetails};
 use crate::error::{Error, Result};
 use crate::fingerprint::{
     Canonical, Fingerprint, FingerprintPolicy, PropertyDigest, SourceHash, canonicalize, name_hash,
 };
-use crate::ics::lines::{ContentLine, Lines};
 use crate::id::{CalendarId, Etag, EventKey, Href, KeyDigest, RecurrenceId, Uid};
+use crate::value::lines::{ContentLine, Lines};
 
 /// Deepest component nesting [`Event::from_ics`] accepts (VEVENT > VALARM is 2).
 pub const MAX_COMPONENT_DEPTH: usize = 8;
@@ -260,7 +261,7 @@ impl Event {
     /// [`EventDetails::problems`].
     #[must_use]
     pub fn details(&self) -> &EventDetails {
-        self.details.get_or_init(|| Arc::new(crate::ics::parse::details(self.raw())))
+        self.details.get_or_init(|| Arc::new(details::parse(self.raw())))
     }
 
     /// The fields hosts schedule with, parsed now and not kept: stores that write many events
@@ -270,7 +271,7 @@ impl Event {
     pub fn parse_details(&self) -> EventDetails {
         match self.details.get() {
             Some(details) => EventDetails::clone(details),
-            None => crate::ics::parse::details(self.raw()),
+            None => details::parse(self.raw()),
         }
     }
 
@@ -459,146 +460,4 @@ impl<'de> Deserialize<'de> for Event {
             details: OnceLock::new(),
         })
     }
-}
-
-/// The fields of an event that hosts schedule with.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct EventDetails {
-    /// SUMMARY, unescaped.
-    pub summary: Option<String>,
-    /// DESCRIPTION, unescaped.
-    pub description: Option<String>,
-    /// LOCATION, unescaped.
-    pub location: Option<String>,
-    /// DTSTART.
-    pub start: Option<EventTime>,
-    /// DTEND.
-    pub end: Option<EventTime>,
-    /// DURATION in seconds (negative durations are kept as written).
-    pub duration_seconds: Option<i64>,
-    /// RRULE values as written (normally one).
-    pub rrule: Vec<String>,
-    /// RDATE instants.
-    pub rdate: Vec<EventTime>,
-    /// EXDATE instants.
-    pub exdate: Vec<EventTime>,
-    /// STATUS.
-    pub status: Option<EventStatus>,
-    /// TRANSP.
-    pub transparency: Option<Transparency>,
-    /// ORGANIZER.
-    pub organizer: Option<Person>,
-    /// ATTENDEE lines.
-    pub attendees: Vec<Person>,
-    /// What could not be interpreted (unknown time zones, unreadable dates, …).
-    pub problems: Vec<String>,
-}
-
-impl EventDetails {
-    /// Whether the event is all-day (its start is a DATE).
-    #[must_use]
-    pub fn is_all_day(&self) -> bool {
-        matches!(self.start, Some(EventTime::Date { .. }))
-    }
-
-    /// The end as UTC: DTEND, else DTSTART + DURATION, else DTSTART (+1 day for a DATE).
-    ///
-    /// When both DTEND and DURATION are present (invalid, but Thunderbird writes it), DTEND
-    /// wins.
-    #[must_use]
-    pub fn end_utc(&self) -> Option<DateTime<Utc>> {
-        if let Some(end) = self.end.as_ref().and_then(EventTime::to_utc) {
-            return Some(end);
-        }
-        let start = self.start.as_ref()?;
-        let begin = start.to_utc()?;
-        match (self.duration_seconds, start) {
-            (Some(secs), _) => begin.checked_add_signed(chrono::Duration::seconds(secs)),
-            (None, EventTime::Date { .. }) => begin.checked_add_signed(chrono::Duration::days(1)),
-            (None, _) => Some(begin),
-        }
-    }
-}
-
-/// A DTSTART / DTEND / RDATE / EXDATE value.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum EventTime {
-    /// An all-day date.
-    Date {
-        /// The date.
-        date: NaiveDate,
-    },
-    /// A floating local time (no zone: the same wall-clock time everywhere).
-    Floating {
-        /// The wall-clock time.
-        local: NaiveDateTime,
-    },
-    /// A UTC instant.
-    Utc {
-        /// The instant.
-        at: DateTime<Utc>,
-    },
-    /// A local time in a named zone.
-    Zoned {
-        /// The wall-clock time.
-        local: NaiveDateTime,
-        /// The TZID as written.
-        tzid: String,
-        /// The instant, when the zone is known.
-        utc: Option<DateTime<Utc>>,
-    },
-}
-
-impl EventTime {
-    /// The instant in UTC. Dates and floating times are read as UTC (midnight for a date);
-    /// a zoned time with an unknown zone has none.
-    #[must_use]
-    pub fn to_utc(&self) -> Option<DateTime<Utc>> {
-        match self {
-            Self::Date { date } => date.and_hms_opt(0, 0, 0).map(|t| t.and_utc()),
-            Self::Floating { local } => Some(local.and_utc()),
-            Self::Utc { at } => Some(*at),
-            Self::Zoned { utc, .. } => *utc,
-        }
-    }
-}
-
-/// STATUS of an event.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EventStatus {
-    /// TENTATIVE.
-    Tentative,
-    /// CONFIRMED.
-    Confirmed,
-    /// CANCELLED.
-    Cancelled,
-    /// Anything else, as written.
-    Other(String),
-}
-
-/// TRANSP of an event: whether it blocks time.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Transparency {
-    /// OPAQUE: busy.
-    Opaque,
-    /// TRANSPARENT: free.
-    Transparent,
-}
-
-/// An ORGANIZER or ATTENDEE.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct Person {
-    /// The calendar address as written (usually `mailto:`).
-    pub address: String,
-    /// CN, the display name.
-    pub name: Option<String>,
-    /// PARTSTAT (attendees).
-    pub participation: Option<String>,
-    /// ROLE (attendees).
-    pub role: Option<String>,
 }

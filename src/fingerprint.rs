@@ -7,7 +7,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use xxhash_rust::xxh3::{Xxh3, xxh3_64, xxh3_128};
 
 use crate::error::{Error, Result};
-use crate::ics::lines::{ContentLine, Lines};
+use crate::value::lines::{ContentLine, Lines};
 
 /// A 128-bit content fingerprint of one component. Its text form is 32 lowercase hexadecimal
 /// digits.

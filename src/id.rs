@@ -267,8 +267,9 @@ impl RecurrenceId {
     /// # Errors
     /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) when the zone is unknown.
     pub fn zoned(local: NaiveDateTime, tzid: &str) -> Result<Self> {
-        let tz = crate::tz::resolve(tzid).ok_or_else(|| Error::invalid(format!("unknown time zone {tzid:?}")))?;
-        Ok(Self::instant(crate::tz::to_utc(tz, local)))
+        let tz =
+            crate::value::tz::resolve(tzid).ok_or_else(|| Error::invalid(format!("unknown time zone {tzid:?}")))?;
+        Ok(Self::instant(crate::value::tz::to_utc(tz, local)))
     }
 
     /// Reads an iCalendar RECURRENCE-ID value: `value` as written, its TZID parameter, and
@@ -281,14 +282,14 @@ impl RecurrenceId {
         let value = value.trim();
         let bad = || Error::invalid(format!("invalid recurrence id {value:?}"));
         if is_date || value.len() == 8 {
-            let date = crate::ics::parse::basic_date(value).ok_or_else(bad)?;
+            let date = crate::value::date::basic_date(value).ok_or_else(bad)?;
             return Ok(Self::date(date));
         }
         if let Some(utc) = value.strip_suffix('Z').or_else(|| value.strip_suffix('z')) {
-            let local = crate::ics::parse::basic_date_time(utc).ok_or_else(bad)?;
+            let local = crate::value::date::basic_date_time(utc).ok_or_else(bad)?;
             return Ok(Self::instant(Utc.from_utc_datetime(&local)));
         }
-        let local = crate::ics::parse::basic_date_time(value).ok_or_else(bad)?;
+        let local = crate::value::date::basic_date_time(value).ok_or_else(bad)?;
         match tzid {
             Some(tzid) => Self::zoned(local, tzid),
             None => Ok(Self::floating(local)),

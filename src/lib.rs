@@ -84,6 +84,7 @@
 //! | `http` | `IcsSource::from_url`: feeds over http(s) with conditional GETs (reqwest, rustls with the ring provider; needs a Tokio runtime) |
 
 mod analyze;
+mod details;
 mod engine;
 mod error;
 mod event;
@@ -93,15 +94,17 @@ mod id;
 mod plan;
 mod providers;
 mod source;
+mod state;
 mod store;
 mod stores;
 #[cfg(feature = "testkit")]
 pub mod testkit;
-mod tz;
+mod value;
 
+pub use details::{EventDetails, EventStatus, EventTime, Person, Transparency};
 pub use engine::{CalendarReport, Engine, SyncJob, SyncOptions, SyncReport, SyncStatus};
 pub use error::{Error, ErrorKind, Result};
-pub use event::{Event, EventDetails, EventStatus, EventTime, MAX_COMPONENT_DEPTH, Person, Transparency};
+pub use event::{Event, MAX_COMPONENT_DEPTH};
 pub use fingerprint::{DEFAULT_VOLATILE, Fingerprint, FingerprintPolicy, PropertyDigest, SourceHash};
 pub use id::{
     CalendarId, Cursor, Etag, EventKey, Href, MAX_CALENDAR_ID_LEN, MAX_UID_LEN, RecurrenceId, RecurrenceValue, Uid,
@@ -110,11 +113,16 @@ pub use plan::{Blocked, Change, DeleteReason, Diagnostic, Plan, PlanBasis, PlanO
 #[cfg(feature = "caldav")]
 pub use providers::caldav::{CalDavConfig, CalDavSource, CalendarNaming};
 #[cfg(feature = "http")]
-pub use providers::http::{HttpAuth, HttpConfig};
+pub use providers::http::config::{HttpAuth, HttpConfig};
+#[cfg(feature = "http")]
+pub use providers::http::retry::RetryPolicy;
+#[cfg(feature = "http")]
+pub use providers::http::token::{Secret, StaticToken, TokenProvider};
 pub use providers::ics::IcsSource;
 pub use providers::memory::MemorySource;
 pub use source::{CalendarInfo, CalendarSource, Capabilities, Changes, Delta, FetchRequest, Fetched, Snapshot};
-pub use store::{Applied, ApplyRequest, CalendarHead, LoadScope, Revision, Store, StoredEntry, StoredState};
+pub use state::{CalendarHead, Revision, StoredEntry, StoredState};
+pub use store::{Applied, ApplyRequest, LoadScope, Store};
 pub use stores::memory::{MemoryStore, WriteStats};
 #[cfg(feature = "sqlite")]
 pub use stores::sqlite::SqliteStore;

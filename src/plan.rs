@@ -10,7 +10,7 @@ use crate::event::Event;
 use crate::fingerprint::Fingerprint;
 use crate::id::{CalendarId, EventKey, Href};
 use crate::source::Changes;
-use crate::store::{DigestMap, KeyHasher, StoredEntry, StoredState};
+use crate::state::{DigestMap, KeyHasher, StoredEntry, StoredState};
 
 /// Knobs of the planner's guards.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -9,6 +9,7 @@ mod engine;
 mod golden;
 mod http;
 mod ics;
+mod layers;
 mod planner;
 mod postgres;
 mod props;

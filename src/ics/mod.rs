@@ -5,10 +5,7 @@
 //! keys and fingerprints (safely: no recursion, bounded by [`Limits`]); `icalendar` parses the
 //! properties and typed values of a component that is going to be written.
 
-pub(crate) mod lines;
-pub(crate) mod parse;
 mod read;
-pub(crate) mod windows_zones;
 pub(crate) mod zones;
 
 pub(crate) use read::read_feed_shared;

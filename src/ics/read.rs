@@ -12,12 +12,12 @@ use crate::analyze::{Analysis, Analyzer, analyze};
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::{Event, RawText};
 use crate::fingerprint::{FingerprintPolicy, canonicalize};
-use crate::ics::lines::{ContentLine, Lines};
-use crate::ics::parse::{basic_date, basic_date_time};
 use crate::ics::zones::{Resolution, Zones};
 use crate::id::{CalendarId, EventKey, RecurrenceId, Uid};
 use crate::source::Snapshot;
-use crate::store::DigestMap;
+use crate::state::DigestMap;
+use crate::value::date::{basic_date, basic_date_time};
+use crate::value::lines::{ContentLine, Lines};
 
 /// Bounds on what [`read_feed`] accepts; beyond them it fails with
 /// [`ErrorKind::LimitExceeded`] instead of spending memory or time.
@@ -651,7 +651,7 @@ impl<'a> Reader<'a> {
     /// far define: it may be defined later in the feed.
     fn needs_later_zone(&self, analysis: Option<&Analysis>) -> bool {
         let Some((_, Some(tzid), _, _)) = analysis.and_then(|a| a.fields.rid.as_ref()) else { return false };
-        crate::tz::resolve(tzid).is_none() && !self.zones.defines(tzid)
+        crate::value::tz::resolve(tzid).is_none() && !self.zones.defines(tzid)
     }
 
     fn vevent(&mut self, bytes: &[u8], offset: usize, scanned: Option<Analysis>) {

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Datelike as _, NaiveDate, NaiveDateTime, TimeZone as _, Utc, Weekday};
 
-use crate::ics::lines::{ContentLine, Lines};
+use crate::value::lines::{ContentLine, Lines};
 
 /// The VTIMEZONE definitions of one feed, by TZID.
 #[derive(Debug, Default, Clone)]
@@ -116,8 +116,8 @@ impl Zones {
 
     /// `local` in zone `tzid` as UTC, and how it was resolved.
     pub(crate) fn to_utc(&self, tzid: &str, local: NaiveDateTime) -> (DateTime<Utc>, Resolution) {
-        if let Some(tz) = crate::tz::resolve(tzid) {
-            return (crate::tz::to_utc(tz, local), Resolution::Database);
+        if let Some(tz) = crate::value::tz::resolve(tzid) {
+            return (crate::value::tz::to_utc(tz, local), Resolution::Database);
         }
         let key = tzid.trim().trim_matches('"');
         if let Some(offset) = self.defined.get(key).and_then(|obs| offset_at(obs, local)) {
@@ -216,8 +216,8 @@ fn weekday(code: &str) -> Option<Weekday> {
 /// A local DATE-TIME (`19701025T030000`), or a DATE read as its midnight.
 fn local_time(value: &str) -> Option<NaiveDateTime> {
     let v = value.trim().trim_end_matches('Z');
-    crate::ics::parse::basic_date_time(v)
-        .or_else(|| crate::ics::parse::basic_date(v).and_then(|d| d.and_hms_opt(0, 0, 0)))
+    crate::value::date::basic_date_time(v)
+        .or_else(|| crate::value::date::basic_date(v).and_then(|d| d.and_hms_opt(0, 0, 0)))
 }
 
 /// A UTC offset `+HHMM` or `+HHMMSS` in seconds; `None` when out of range.

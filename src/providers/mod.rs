@@ -2,7 +2,6 @@
 
 #[cfg(feature = "caldav")]
 pub(crate) mod caldav;
-pub(crate) mod cursor;
 #[cfg(feature = "http")]
 pub(crate) mod http;
 pub(crate) mod ics;

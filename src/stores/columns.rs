@@ -5,12 +5,13 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::details::{EventStatus, EventTime, Transparency};
 use crate::error::{Error, ErrorKind, Result};
-use crate::event::{EventStatus, EventTime, RawText, Transparency};
+use crate::event::RawText;
 use crate::fingerprint::{Fingerprint, PropertyDigest, SourceHash};
 use crate::id::{CalendarId, Etag, EventKey, Href, RecurrenceId, Uid};
 use crate::plan::Change;
-use crate::store::StoredEntry;
+use crate::state::StoredEntry;
 
 /// The `recurrence_id` column: the normalized RECURRENCE-ID, or `''` for a master or single
 /// event (so that a unique index holds for masters too; a NULL would not).

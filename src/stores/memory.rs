@@ -10,7 +10,8 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::event::Event;
 use crate::id::{CalendarId, Cursor, EventKey};
 use crate::plan::Change;
-use crate::store::{Applied, ApplyRequest, CalendarHead, LoadScope, Revision, Store, StoredEntry, StoredState};
+use crate::state::{CalendarHead, Revision, StoredEntry, StoredState};
+use crate::store::{Applied, ApplyRequest, LoadScope, Store};
 
 /// A [`Store`] that keeps everything in memory, behind one mutex.
 ///

@@ -15,7 +15,8 @@ use tokio_postgres::{IsolationLevel, NoTls};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::id::{CalendarId, Cursor};
-use crate::store::{Applied, ApplyRequest, CalendarHead, LoadScope, Revision, Store, StoredEntry, StoredState};
+use crate::state::{CalendarHead, Revision, StoredEntry, StoredState};
+use crate::store::{Applied, ApplyRequest, LoadScope, Store};
 use crate::stores::columns::{self, EntryColumns, Row, UpsertRow, entry, rid_text, row};
 
 /// The schema version this build writes (the `calscope_schema` table).

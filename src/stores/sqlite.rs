@@ -13,7 +13,8 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::id::{CalendarId, Cursor, Etag, EventKey, Href};
-use crate::store::{Applied, ApplyRequest, CalendarHead, LoadScope, Revision, Store, StoredEntry, StoredState};
+use crate::state::{CalendarHead, Revision, StoredEntry, StoredState};
+use crate::store::{Applied, ApplyRequest, LoadScope, Store};
 use crate::stores::columns::{self, EntryColumns, Row, entry, rid_text, row};
 
 /// The schema version this build writes (`PRAGMA user_version`).
@@ -769,7 +770,7 @@ impl SqliteStore {
         &self,
         request: &ApplyRequest<'_>,
         revision: Revision,
-        written: Vec<crate::store::StoredEntry>,
+        written: Vec<StoredEntry>,
         deleted: &[EventKey],
     ) {
         let Some(mut cache) = self.cache_lock() else { return };

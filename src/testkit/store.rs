@@ -8,7 +8,8 @@ use crate::fingerprint::FingerprintPolicy;
 use crate::id::{CalendarId, Cursor, EventKey};
 use crate::plan::{Change, Plan, PlanOptions, plan};
 use crate::source::{Changes, Snapshot};
-use crate::store::{ApplyRequest, LoadScope, Revision, Store, StoredState};
+use crate::state::{Revision, StoredState};
+use crate::store::{ApplyRequest, LoadScope, Store};
 
 fn fail(check: &str, what: impl std::fmt::Display) -> Error {
     Error::new(ErrorKind::Other, format!("store check {check}: {what}"))

@@ -1,3 +1,5 @@
+//! The fields of an event that hosts schedule with ([`EventDetails`]), and their parser.
+//!
 //! Parsing one component's properties into [`EventDetails`]: calscope's content-line splitter
 //! finds names, parameters and values; TEXT values are unescaped by the `icalendar` crate
 //! (RFC 5545, 3.3.11); dates, times and durations are read in their basic formats here.
@@ -8,12 +10,14 @@ use std::borrow::Cow;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone as _, Utc};
 use icalendar::parser::ParseString;
+use serde::{Deserialize, Serialize};
 
-use crate::event::{EventDetails, EventStatus, EventTime, Person, Transparency};
-use crate::ics::lines::{ContentLine, Lines};
+use crate::value::date::{basic_date, basic_date_time, duration_seconds};
+use crate::value::lines::{ContentLine, Lines};
+use crate::value::tz;
 
 /// Parses the top-level properties of `raw` (nested components such as VALARM are skipped).
-pub(crate) fn details(raw: &str) -> EventDetails {
+pub(crate) fn parse(raw: &str) -> EventDetails {
     let mut out = EventDetails::default();
     let mut depth = 0usize;
     let mut lines = Lines::new(raw.as_bytes());
@@ -154,7 +158,7 @@ fn time_value(cl: &ContentLine<'_>, value: &str) -> Option<EventTime> {
     Some(match cl.param(b"TZID") {
         Some(tzid) => {
             let tzid = lossy(tzid).into_owned();
-            let utc = crate::tz::resolve(&tzid).map(|tz| crate::tz::to_utc(tz, local));
+            let utc = tz::resolve(&tzid).map(|zone| tz::to_utc(zone, local));
             EventTime::Zoned { local, tzid, utc }
         }
         None => EventTime::Floating { local },
@@ -170,80 +174,146 @@ fn note_unknown_zone(out: &mut EventDetails, t: &EventTime) {
     }
 }
 
-/// Reads a UTC DATE-TIME (`20240105T090000Z`); a floating value is read as UTC and a DATE as
-/// its midnight.
-pub(crate) fn utc_time(value: &str) -> Option<DateTime<Utc>> {
-    let value = value.trim();
-    let local = value.strip_suffix('Z').unwrap_or(value);
-    if let Some(t) = basic_date_time(local) {
-        return Some(Utc.from_utc_datetime(&t));
+/// The fields of an event that hosts schedule with.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct EventDetails {
+    /// SUMMARY, unescaped.
+    pub summary: Option<String>,
+    /// DESCRIPTION, unescaped.
+    pub description: Option<String>,
+    /// LOCATION, unescaped.
+    pub location: Option<String>,
+    /// DTSTART.
+    pub start: Option<EventTime>,
+    /// DTEND.
+    pub end: Option<EventTime>,
+    /// DURATION in seconds (negative durations are kept as written).
+    pub duration_seconds: Option<i64>,
+    /// RRULE values as written (normally one).
+    pub rrule: Vec<String>,
+    /// RDATE instants.
+    pub rdate: Vec<EventTime>,
+    /// EXDATE instants.
+    pub exdate: Vec<EventTime>,
+    /// STATUS.
+    pub status: Option<EventStatus>,
+    /// TRANSP.
+    pub transparency: Option<Transparency>,
+    /// ORGANIZER.
+    pub organizer: Option<Person>,
+    /// ATTENDEE lines.
+    pub attendees: Vec<Person>,
+    /// What could not be interpreted (unknown time zones, unreadable dates, …).
+    pub problems: Vec<String>,
+}
+
+impl EventDetails {
+    /// Whether the event is all-day (its start is a DATE).
+    #[must_use]
+    pub fn is_all_day(&self) -> bool {
+        matches!(self.start, Some(EventTime::Date { .. }))
     }
-    basic_date(local)?.and_hms_opt(0, 0, 0).map(|t| t.and_utc())
-}
 
-fn digits(s: &[u8]) -> Option<u32> {
-    s.iter().try_fold(0u32, |n, &b| b.is_ascii_digit().then(|| n * 10 + u32::from(b - b'0')))
-}
-
-/// `YYYYMMDD`, strictly (the iCalendar basic format; chrono's parser is far slower).
-pub(crate) fn basic_date(s: &str) -> Option<NaiveDate> {
-    let b = s.as_bytes();
-    if b.len() != 8 {
-        return None;
-    }
-    let year = i32::try_from(digits(b.get(0..4)?)?).ok()?;
-    NaiveDate::from_ymd_opt(year, digits(b.get(4..6)?)?, digits(b.get(6..8)?)?)
-}
-
-/// `YYYYMMDDTHHMMSS`, strictly (no zone suffix). Second 60 (a leap second) is not accepted.
-pub(crate) fn basic_date_time(s: &str) -> Option<NaiveDateTime> {
-    let b = s.as_bytes();
-    if b.len() != 15 || !matches!(b.get(8), Some(b'T' | b't')) {
-        return None;
-    }
-    let date = basic_date(s.get(0..8)?)?;
-    date.and_hms_opt(digits(b.get(9..11)?)?, digits(b.get(11..13)?)?, digits(b.get(13..15)?)?)
-}
-
-/// Reads an RFC 5545 DURATION (`P1W`, `-PT15M`, `P1DT2H`, `P0DT0H10M0S`) as seconds.
-pub(crate) fn duration_seconds(value: &str) -> Option<i64> {
-    let v = value.trim();
-    let (sign, v) = match v.as_bytes().first()? {
-        b'-' => (-1, v.get(1..)?),
-        b'+' => (1, v.get(1..)?),
-        _ => (1, v),
-    };
-    let v = v.strip_prefix('P').or_else(|| v.strip_prefix('p'))?;
-    let mut total: i64 = 0;
-    let mut num: Option<i64> = None;
-    let mut in_time = false;
-    let mut any = false;
-    for c in v.chars() {
-        match c.to_ascii_uppercase() {
-            'T' if !in_time && num.is_none() => in_time = true,
-            d @ '0'..='9' => {
-                let digit = i64::from(d.to_digit(10)?);
-                num = Some(num.unwrap_or(0).checked_mul(10)?.checked_add(digit)?);
-            }
-            unit => {
-                let n = num.take()?;
-                let factor = match (unit, in_time) {
-                    ('W', false) => 7 * 86_400,
-                    ('D', false) => 86_400,
-                    ('H', true) => 3_600,
-                    ('M', true) => 60,
-                    ('S', true) => 1,
-                    _ => return None,
-                };
-                total = total.checked_add(n.checked_mul(factor)?)?;
-                any = true;
-            }
+    /// The end as UTC: DTEND, else DTSTART + DURATION, else DTSTART (+1 day for a DATE).
+    ///
+    /// When both DTEND and DURATION are present (invalid, but Thunderbird writes it), DTEND
+    /// wins.
+    #[must_use]
+    pub fn end_utc(&self) -> Option<DateTime<Utc>> {
+        if let Some(end) = self.end.as_ref().and_then(EventTime::to_utc) {
+            return Some(end);
+        }
+        let start = self.start.as_ref()?;
+        let begin = start.to_utc()?;
+        match (self.duration_seconds, start) {
+            (Some(secs), _) => begin.checked_add_signed(chrono::Duration::seconds(secs)),
+            (None, EventTime::Date { .. }) => begin.checked_add_signed(chrono::Duration::days(1)),
+            (None, _) => Some(begin),
         }
     }
-    if num.is_some() || !any {
-        return None;
+}
+
+/// A DTSTART / DTEND / RDATE / EXDATE value.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventTime {
+    /// An all-day date.
+    Date {
+        /// The date.
+        date: NaiveDate,
+    },
+    /// A floating local time (no zone: the same wall-clock time everywhere).
+    Floating {
+        /// The wall-clock time.
+        local: NaiveDateTime,
+    },
+    /// A UTC instant.
+    Utc {
+        /// The instant.
+        at: DateTime<Utc>,
+    },
+    /// A local time in a named zone.
+    Zoned {
+        /// The wall-clock time.
+        local: NaiveDateTime,
+        /// The TZID as written.
+        tzid: String,
+        /// The instant, when the zone is known.
+        utc: Option<DateTime<Utc>>,
+    },
+}
+
+impl EventTime {
+    /// The instant in UTC. Dates and floating times are read as UTC (midnight for a date);
+    /// a zoned time with an unknown zone has none.
+    #[must_use]
+    pub fn to_utc(&self) -> Option<DateTime<Utc>> {
+        match self {
+            Self::Date { date } => date.and_hms_opt(0, 0, 0).map(|t| t.and_utc()),
+            Self::Floating { local } => Some(local.and_utc()),
+            Self::Utc { at } => Some(*at),
+            Self::Zoned { utc, .. } => *utc,
+        }
     }
-    Some(sign * total)
+}
+
+/// STATUS of an event.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventStatus {
+    /// TENTATIVE.
+    Tentative,
+    /// CONFIRMED.
+    Confirmed,
+    /// CANCELLED.
+    Cancelled,
+    /// Anything else, as written.
+    Other(String),
+}
+
+/// TRANSP of an event: whether it blocks time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Transparency {
+    /// OPAQUE: busy.
+    Opaque,
+    /// TRANSPARENT: free.
+    Transparent,
+}
+
+/// An ORGANIZER or ATTENDEE.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Person {
+    /// The calendar address as written (usually `mailto:`).
+    pub address: String,
+    /// CN, the display name.
+    pub name: Option<String>,
+    /// PARTSTAT (attendees).
+    pub participation: Option<String>,
+    /// ROLE (attendees).
+    pub role: Option<String>,
 }
 
 #[cfg(test)]
@@ -251,33 +321,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn basic_formats() {
-        assert_eq!(basic_date("20240229").unwrap().to_string(), "2024-02-29");
-        assert!(basic_date("20230229").is_none());
-        assert!(basic_date("2024022").is_none());
-        assert!(basic_date("2024-2-1").is_none());
-        assert_eq!(basic_date_time("20240105T235959").unwrap().to_string(), "2024-01-05 23:59:59");
-        assert!(basic_date_time("20240105T246000").is_none());
-        assert!(basic_date_time("20240105 090000").is_none());
-        assert!(basic_date_time("20240105T0900").is_none());
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(duration_seconds("PT15M"), Some(900));
-        assert_eq!(duration_seconds("-P0DT0H10M0S"), Some(-600));
-        assert_eq!(duration_seconds("P1W"), Some(604_800));
-        assert_eq!(duration_seconds("P1DT2H"), Some(93_600));
-        assert_eq!(duration_seconds("PT"), None);
-        assert_eq!(duration_seconds("P1H"), None);
-        assert_eq!(duration_seconds(""), None);
-        assert_eq!(duration_seconds("P99999999999999999999D"), None);
-    }
-
-    #[test]
     fn details_read_fields_and_skip_alarms() {
         let raw = "BEGIN:VEVENT\r\nUID:1\r\nSUMMARY:Lunch\\, then walk\r\nDTSTART;TZID=Europe/Berlin:20240105T120000\r\nDURATION:PT1H\r\nRRULE:FREQ=WEEKLY\r\nEXDATE;TZID=Europe/Berlin:20240112T120000,20240119T120000\r\nSTATUS:confirmed\r\nTRANSP:TRANSPARENT\r\nORGANIZER;CN=Ann:mailto:ann@x.org\r\nATTENDEE;CN=\"Bo, B\";PARTSTAT=ACCEPTED:mailto:bo@x.org\r\nBEGIN:VALARM\r\nSUMMARY:alarm text\r\nEND:VALARM\r\nEND:VEVENT\r\n";
-        let d = details(raw);
+        let d = parse(raw);
         assert_eq!(d.summary.as_deref(), Some("Lunch, then walk"));
         let start = d.start.clone().unwrap();
         assert_eq!(start.to_utc().unwrap().to_rfc3339(), "2024-01-05T11:00:00+00:00");
@@ -295,10 +341,10 @@ mod tests {
 
     #[test]
     fn all_day_and_problems() {
-        let d = details("BEGIN:VEVENT\nUID:1\nDTSTART:20240105\nDTEND;TZID=Nowhere/Land:20240106T000000\nEND:VEVENT");
+        let d = parse("BEGIN:VEVENT\nUID:1\nDTSTART:20240105\nDTEND;TZID=Nowhere/Land:20240106T000000\nEND:VEVENT");
         assert!(d.is_all_day());
         assert_eq!(d.problems, vec!["unknown time zone \"Nowhere/Land\"".to_owned()]);
-        let d = details("BEGIN:VEVENT\nDTSTART:garbage\nEND:VEVENT");
+        let d = parse("BEGIN:VEVENT\nDTSTART:garbage\nEND:VEVENT");
         assert!(d.start.is_none());
         assert_eq!(d.problems.len(), 1);
     }

@@ -11,7 +11,7 @@ pub(crate) fn resolve(tzid: &str) -> Option<Tz> {
     if let Ok(tz) = tzid.parse::<Tz>() {
         return Some(tz);
     }
-    if let Some(iana) = crate::ics::windows_zones::to_iana(tzid) {
+    if let Some(iana) = super::windows_zones::to_iana(tzid) {
         return iana.parse().ok();
     }
     // Try the longest suffix that is a known zone name ("/mozilla.org/.../Europe/Berlin").

@@ -1,4 +1,13 @@
-//! [`IcsSource`]: one calendar from iCalendar text in a file or in memory.
+//! [`IcsSource`]: one calendar from iCalendar text in a file, in memory or (feature `http`) at
+//! an http(s) URL.
+//!
+//! The provider template: `client` (the conditional GET, on the shared HTTP client), `cursor`
+//! (the validators kept between fetches); the wire format and its mapping to events are the
+//! crate's feed reader, [`ics::read_feed`](crate::ics::read_feed).
+
+#[cfg(feature = "http")]
+mod client;
+mod cursor;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -10,8 +19,8 @@ use xxhash_rust::xxh3::xxh3_128;
 use crate::error::{Error, ErrorKind, Result};
 use crate::ics::{ReadOptions, read_feed_owned, read_feed_shared};
 use crate::id::CalendarId;
-use crate::providers::cursor::Validators;
 use crate::source::{CalendarInfo, CalendarSource, Capabilities, Changes, Delta, FetchRequest, Fetched};
+use cursor::Validators;
 
 /// One calendar read from iCalendar text: a file (read on every fetch), bytes in memory, or
 /// (feature `http`) an http(s) feed URL.
@@ -45,7 +54,7 @@ enum Origin {
     File(PathBuf),
     Bytes(Memory),
     #[cfg(feature = "http")]
-    Http(Box<crate::providers::http::HttpFeed>),
+    Http(Box<client::HttpFeed>),
 }
 
 /// Feed bytes held in memory; checked (UTF-8) and hashed on the first fetch, in place, then
@@ -108,9 +117,24 @@ impl IcsSource {
     /// # Errors
     /// [`ErrorKind::InvalidInput`] for a URL that is not http(s)/webcal with a host.
     #[cfg(feature = "http")]
-    pub fn from_url(calendar: CalendarId, url: &str, config: crate::providers::http::HttpConfig) -> Result<Self> {
-        let feed = crate::providers::http::HttpFeed::new(url, config)?;
+    pub fn from_url(
+        calendar: CalendarId,
+        url: &str,
+        config: crate::providers::http::config::HttpConfig,
+    ) -> Result<Self> {
+        let feed = client::HttpFeed::new(url, config)?;
         Ok(Self { calendar, origin: Origin::Http(Box::new(feed)), options: ReadOptions::default() })
+    }
+
+    /// Requests sent to the feed's server so far, retries and redirects included (always 0 for
+    /// files and bytes).
+    #[must_use]
+    pub fn requests(&self) -> u64 {
+        match &self.origin {
+            #[cfg(feature = "http")]
+            Origin::Http(feed) => feed.requests(),
+            _ => 0,
+        }
     }
 
     /// The same source with other read options (fingerprint policy, limits).
@@ -149,17 +173,17 @@ impl IcsSource {
             }
             #[cfg(feature = "http")]
             Origin::Http(feed) => match feed.get(previous).await? {
-                crate::providers::http::Answer::NotModified if previous.hash.is_some() => {
+                client::Answer::NotModified if previous.hash.is_some() => {
                     return Ok((None, previous.clone()));
                 }
-                crate::providers::http::Answer::NotModified => {
+                client::Answer::NotModified => {
                     let shown = feed.shown();
                     return Err(Error::new(
                         ErrorKind::Transport,
                         format!("{shown} answered 304 to an unconditional request"),
                     ));
                 }
-                crate::providers::http::Answer::Body { bytes, etag, last_modified } => (bytes, etag, last_modified),
+                client::Answer::Body { bytes, etag, last_modified } => (bytes, etag, last_modified),
             },
         };
         let hash = Some(format!("{:032x}", xxh3_128(&bytes)));
