@@ -5,15 +5,19 @@
 
 use std::io::Write as _;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use calscope::{CalendarId, Engine, ErrorKind, HttpAuth, HttpConfig, IcsSource, MemoryStore};
+use calscope::{
+    CalendarId, Engine, ErrorKind, HttpAuth, HttpConfig, IcsSource, MemoryStore, Result, RetryPolicy, Secret,
+    TokenProvider,
+};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use crate::common::{cal, feed};
@@ -161,7 +165,11 @@ fn failures_are_typed_and_delete_nothing() {
         let good = IcsSource::from_url(c.clone(), &format!("http://{addr}/feed.ics"), HttpConfig::default()).unwrap();
         assert_eq!(engine.sync(&good, &c).await.inserted, 2);
 
-        let quick = HttpConfig::default().timeout(Duration::from_millis(300)).max_bytes(1 << 20).max_redirects(3);
+        let quick = HttpConfig::default()
+            .timeout(Duration::from_millis(300))
+            .max_bytes(1 << 20)
+            .max_redirects(3)
+            .retry(fast_retries());
         let cases = [
             (format!("http://{addr}/missing.ics"), ErrorKind::NotFound),
             (format!("http://{addr}/error"), ErrorKind::Transport),
@@ -176,5 +184,168 @@ fn failures_are_typed_and_delete_nothing() {
             assert_eq!(r.error_kind, Some(kind), "{url}: {r:?}");
             assert_eq!(store.events(&c).len(), 2, "{url} must delete nothing");
         }
+    });
+}
+
+/// Retries as the default policy makes them, with short waits.
+fn fast_retries() -> RetryPolicy {
+    RetryPolicy::default().min_delay(Duration::from_millis(5)).max_delay(Duration::from_millis(50))
+}
+
+/// A server whose answers are scripted per request (status, headers, body), recording the
+/// `Authorization` header of every request it receives.
+#[derive(Default)]
+struct Script {
+    answers: Mutex<Vec<(u16, Vec<(&'static str, String)>, String)>>,
+    seen_auth: Mutex<Vec<Option<String>>>,
+}
+
+async fn start_scripted(script: Arc<Script>) -> SocketAddr {
+    let app = Router::new().fallback(move |headers: HeaderMap| {
+        let script = Arc::clone(&script);
+        async move {
+            let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
+            script.seen_auth.lock().unwrap().push(auth);
+            let mut answers = script.answers.lock().unwrap();
+            let (status, head, body) =
+                if answers.is_empty() { (404, Vec::new(), String::new()) } else { answers.remove(0) };
+            let mut response = (StatusCode::from_u16(status).unwrap(), body).into_response();
+            for (name, value) in head {
+                response.headers_mut().insert(name, HeaderValue::from_str(&value).unwrap());
+            }
+            response
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+#[test]
+fn a_503_is_retried_after_the_wait_it_asks_for_and_every_request_is_counted() {
+    runtime().block_on(async {
+        let script = Arc::new(Script::default());
+        let body = feed(&[("r@http", "r")], "20260101T000000Z");
+        *script.answers.lock().unwrap() = vec![
+            (503, vec![("retry-after", "1".to_owned())], String::new()),
+            (429, vec![], String::new()),
+            (200, vec![], body),
+        ];
+        let addr = start_scripted(Arc::clone(&script)).await;
+        let c = cal("retried");
+        // A cap above the one second asked for; the step waits stay short.
+        let config = HttpConfig::default().retry(fast_retries().max_delay(Duration::from_secs(2)));
+        let source = IcsSource::from_url(c.clone(), &format!("http://{addr}/f.ics"), config).unwrap();
+        let started = Instant::now();
+        let r = Engine::new(MemoryStore::new()).sync(&source, &c).await;
+        assert_eq!(r.inserted, 1, "{r:?}");
+        assert!(started.elapsed() >= Duration::from_secs(1), "Retry-After: 1 was honored");
+        assert_eq!(source.requests(), 3);
+
+        // Retries spent: the last answer's status decides the error.
+        *script.answers.lock().unwrap() = vec![(429, vec![], String::new()); 4];
+        let spent =
+            IcsSource::from_url(c.clone(), &format!("http://{addr}/f.ics"), config_with(fast_retries())).unwrap();
+        let r = Engine::new(MemoryStore::new()).sync(&spent, &c).await;
+        assert_eq!(r.error_kind, Some(ErrorKind::RateLimited), "{r:?}");
+        assert_eq!(spent.requests(), 4, "one request and three retries");
+    });
+}
+
+fn config_with(retry: RetryPolicy) -> HttpConfig {
+    HttpConfig::default().retry(retry)
+}
+
+#[test]
+fn a_feed_redirected_to_another_origin_is_followed_without_the_credentials() {
+    runtime().block_on(async {
+        let elsewhere = Arc::new(Script::default());
+        elsewhere.answers.lock().unwrap().push((200, vec![], feed(&[("x@http", "x")], "20260101T000000Z")));
+        let other = start_scripted(Arc::clone(&elsewhere)).await;
+        let home = Arc::new(Script::default());
+        home.answers.lock().unwrap().push((
+            302,
+            vec![("location", format!("http://{other}/moved.ics"))],
+            String::new(),
+        ));
+        let addr = start_scripted(Arc::clone(&home)).await;
+        let c = cal("redirected");
+        let config = HttpConfig::default().auth(HttpAuth::Bearer("secret-token".into()));
+        let source = IcsSource::from_url(c.clone(), &format!("http://{addr}/f.ics"), config).unwrap();
+        let r = Engine::new(MemoryStore::new()).sync(&source, &c).await;
+        assert_eq!(r.inserted, 1, "{r:?}");
+        assert_eq!(*home.seen_auth.lock().unwrap(), vec![Some("Bearer secret-token".to_owned())]);
+        assert_eq!(*elsewhere.seen_auth.lock().unwrap(), vec![None], "the other origin saw no credentials");
+    });
+}
+
+/// A token provider that hands out `old` until asked to refresh, then `new`.
+#[derive(Debug, Default)]
+struct Rotating {
+    refreshes: AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl TokenProvider for Rotating {
+    async fn token(&self) -> Result<Secret> {
+        Ok(Secret::new(if self.refreshes.load(Ordering::SeqCst) == 0 { "tok-old-7f3a" } else { "tok-new-9c1b" }))
+    }
+    async fn refresh(&self) -> Result<Secret> {
+        self.refreshes.fetch_add(1, Ordering::SeqCst);
+        Ok(Secret::new("tok-new-9c1b"))
+    }
+}
+
+#[test]
+fn a_401_refreshes_the_token_once_then_fails_as_unauthorized() {
+    runtime().block_on(async {
+        let script = Arc::new(Script::default());
+        let body = feed(&[("t@http", "t")], "20260101T000000Z");
+        *script.answers.lock().unwrap() = vec![(401, vec![], String::new()), (200, vec![], body)];
+        let addr = start_scripted(Arc::clone(&script)).await;
+        let c = cal("token");
+        let tokens = Arc::new(Rotating::default());
+        let config = HttpConfig::default().auth(HttpAuth::Token(tokens.clone()));
+        assert!(!format!("{config:?}").contains("tok-old"));
+        let source = IcsSource::from_url(c.clone(), &format!("http://{addr}/f.ics"), config.clone()).unwrap();
+        let r = Engine::new(MemoryStore::new()).sync(&source, &c).await;
+        assert_eq!(r.inserted, 1, "{r:?}");
+        assert_eq!(tokens.refreshes.load(Ordering::SeqCst), 1);
+        let seen = script.seen_auth.lock().unwrap().clone();
+        assert_eq!(seen, vec![Some("Bearer tok-old-7f3a".to_owned()), Some("Bearer tok-new-9c1b".to_owned())]);
+
+        // Refused again after the refresh: one refresh, two requests, Unauthorized.
+        *script.answers.lock().unwrap() = vec![(401, vec![], String::new()); 3];
+        let fresh = Arc::new(Rotating::default());
+        let source = IcsSource::from_url(
+            c.clone(),
+            &format!("http://{addr}/f.ics"),
+            HttpConfig::default().auth(HttpAuth::Token(fresh.clone())),
+        )
+        .unwrap();
+        let r = Engine::new(MemoryStore::new()).sync(&source, &c).await;
+        assert_eq!(r.error_kind, Some(ErrorKind::Unauthorized), "{r:?}");
+        assert_eq!((fresh.refreshes.load(Ordering::SeqCst), source.requests()), (1, 2));
+        let shown = format!("{r:?} {source:?}");
+        assert!(!shown.contains("tok-old") && !shown.contains("tok-new"), "{shown}");
+    });
+}
+
+#[cfg(feature = "caldav")]
+#[test]
+fn a_caldav_redirect_to_another_origin_is_refused_before_it_is_sent() {
+    runtime().block_on(async {
+        let elsewhere = Arc::new(Script::default());
+        let other = start_scripted(Arc::clone(&elsewhere)).await;
+        let home = Arc::new(Script::default());
+        home.answers.lock().unwrap().push((307, vec![("location", format!("http://{other}/dav/"))], String::new()));
+        let addr = start_scripted(Arc::clone(&home)).await;
+        let config = calscope::CalDavConfig::default()
+            .http(HttpConfig::default().auth(HttpAuth::Bearer("dav-secret".into())).retry(fast_retries()));
+        let err = calscope::CalDavSource::discover(&format!("http://{addr}/dav/"), config).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ScopeViolation, "{err:?}");
+        assert!(elsewhere.seen_auth.lock().unwrap().is_empty(), "nothing was sent to the other origin");
+        assert!(!format!("{err:?}").contains("dav-secret"));
     });
 }
