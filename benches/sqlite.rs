@@ -4,7 +4,8 @@
 //! - `sqlite/first_sync/{50k,100k}`: into an empty database; asserts every event inserted.
 //! - `sqlite/resync_unchanged/100k`: every DTSTAMP regenerated; asserts zero writes.
 //! - `sqlite/resync_1pct/100k`: every DTSTAMP regenerated and 1 % of events edited; asserts
-//!   exactly 1 % updated.
+//!   exactly 1 % updated. `sqlite/resync_1pct/50k`: the same at 50k (the README's
+//!   per-process table, without process start and close).
 //! - `sqlite/resync_unchanged_cached/100k`: as `resync_unchanged`, with the store's state
 //!   cache on (a long-running host); asserts zero writes.
 //! - `sqlite/sqlite_alone/100k`: the floor under `first_sync`, no calscope in the loop: SQLite
@@ -95,6 +96,18 @@ fn bench_sqlite(c: &mut Criterion) {
     let edited = (n / 100) as u64;
     resync(&mut group, "resync_1pct/100k", &engine, &cal, &edits, (edited, edited, n as u64 - edited));
     drop((engine, db));
+
+    // The common path at 50k: 1 % edited, every DTSTAMP regenerated.
+    let n50 = 50_000usize;
+    let db50 = Db::fresh("resync50");
+    let engine50 = Engine::new(SqliteStore::open(&db50.path).expect("opens"));
+    let first = block_on(engine50.sync(&IcsSource::from_bytes(cal.clone(), feed(n50, 1)), &cal));
+    assert_eq!(first.inserted, n50 as u64);
+    let edits50 = [feed_variant(n50, 4, 1), feed_variant(n50, 5, 2)];
+    group.throughput(Throughput::Bytes(edits50[0].len() as u64));
+    let edited50 = (n50 / 100) as u64;
+    resync(&mut group, "resync_1pct/50k", &engine50, &cal, &edits50, (edited50, edited50, n50 as u64 - edited50));
+    drop((engine50, db50));
 
     // The same with the store's state cache (`SqliteStore::with_state_cache`), as a
     // long-running host keeps it: a load reads the calendar's head, not its 100k rows.
