@@ -192,11 +192,14 @@ fn fast_retries() -> RetryPolicy {
     RetryPolicy::default().min_delay(Duration::from_millis(5)).max_delay(Duration::from_millis(50))
 }
 
+/// One scripted answer: status, headers, body.
+type Scripted = (u16, Vec<(&'static str, String)>, String);
+
 /// A server whose answers are scripted per request (status, headers, body), recording the
 /// `Authorization` header of every request it receives.
 #[derive(Default)]
 struct Script {
-    answers: Mutex<Vec<(u16, Vec<(&'static str, String)>, String)>>,
+    answers: Mutex<Vec<Scripted>>,
     seen_auth: Mutex<Vec<Option<String>>>,
 }
 
