@@ -28,8 +28,11 @@ use futures::StreamExt;
 
 const USAGE: &str =
     "usage: sync --db FILE [--json] [--dry-run] [--allow-empty] [--allow-mass-change] [--concurrency N] ID=SOURCE ...
-  SOURCE is a path to an .ics file, an http(s):// feed URL, or caldav+http(s)://… (a CalDAV
-  collection, or an account's server URL: every calendar, as ID/NAME; needs --features caldav)";
+  SOURCE is a path to an .ics file, an http(s):// feed URL, caldav+http(s)://… (a CalDAV
+  collection, or an account's server URL: every calendar, as ID/NAME; needs --features caldav),
+  google:CALENDAR_ID (one Google calendar: primary, alice@example.com, …) or google: (every
+  calendar of the account, as ID/CALENDAR_ID); the access token comes from CALSCOPE_GOOGLE_TOKEN,
+  the API root from CALSCOPE_GOOGLE_API (default https://www.googleapis.com/calendar/v3)";
 
 #[allow(clippy::struct_excessive_bools)] // command-line flags
 struct Args {
@@ -47,6 +50,13 @@ enum Spec {
     Ready(Arc<dyn CalendarSource>),
     #[cfg_attr(not(feature = "caldav"), allow(dead_code))]
     CalDav(String),
+    /// `google:CALENDAR_ID` (one calendar) or `google:` (every calendar of the account), with
+    /// the token from `CALSCOPE_GOOGLE_TOKEN`.
+    #[cfg_attr(not(feature = "google"), allow(dead_code))]
+    Google {
+        calendar: Option<String>,
+        token: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -128,6 +138,17 @@ fn source_for(id: CalendarId, source: &str) -> Result<Spec, String> {
         }
         return Ok(Spec::CalDav(url.to_owned()));
     }
+    if let Some(calendar) = lower.strip_prefix("google:").map(|_| &source["google:".len()..]) {
+        if !cfg!(feature = "google") {
+            return Err(format!("{id}: this build has no Google support (cargo run --features google …)"));
+        }
+        let token = std::env::var(GOOGLE_TOKEN)
+            .ok()
+            .filter(|t| !t.trim().is_empty())
+            .ok_or(format!("{id}: google: needs an OAuth access token in the environment variable {GOOGLE_TOKEN}"))?;
+        let calendar = (!calendar.is_empty()).then(|| calendar.to_owned());
+        return Ok(Spec::Google { calendar, token: token.trim().to_owned() });
+    }
     if lower.starts_with("http://") || lower.starts_with("https://") {
         return IcsSource::from_url(id.clone(), source, HttpConfig::default())
             .map(|s| Spec::Ready(Arc::new(s.with_options(read_options()))))
@@ -150,6 +171,7 @@ async fn jobs(calendars: &[(CalendarId, Spec)]) -> Vec<(CalendarId, Arc<dyn Cale
         match spec {
             Spec::Ready(source) => jobs.push((id.clone(), Arc::clone(source))),
             Spec::CalDav(url) => jobs.extend(caldav_jobs(id, url).await),
+            Spec::Google { calendar, token } => jobs.extend(google_jobs(id, calendar.as_deref(), token).await),
         }
     }
     jobs
@@ -176,6 +198,50 @@ async fn caldav_jobs(id: &CalendarId, url: &str) -> Vec<(CalendarId, Arc<dyn Cal
 #[allow(clippy::unused_async)] // the same signature as with CalDAV support
 async fn caldav_jobs(id: &CalendarId, _: &str) -> Vec<(CalendarId, Arc<dyn CalendarSource>)> {
     vec![(id.clone(), Arc::new(Failed("no CalDAV support in this build".to_owned())))]
+}
+
+/// The environment variable holding the Google access token.
+const GOOGLE_TOKEN: &str = "CALSCOPE_GOOGLE_TOKEN";
+
+/// One Google calendar as `ID`, or every calendar of the account as `ID/CALENDAR_ID`. The API
+/// root is `CALSCOPE_GOOGLE_API` when set.
+#[cfg(feature = "google")]
+async fn google_jobs(
+    id: &CalendarId,
+    calendar: Option<&str>,
+    token: &str,
+) -> Vec<(CalendarId, Arc<dyn CalendarSource>)> {
+    use calscope::{GoogleConfig, GoogleSource, HttpAuth};
+    let mut config = GoogleConfig::default().http(HttpConfig::default().auth(HttpAuth::Bearer(token.to_owned())));
+    if let Ok(api) = std::env::var("CALSCOPE_GOOGLE_API") {
+        config = config.api(api);
+    }
+    let failed = |e: calscope::Error| vec![(id.clone(), Arc::new(Failed(e.to_string())) as Arc<dyn CalendarSource>)];
+    match calendar {
+        Some(calendar) => match GoogleSource::calendar(id.clone(), calendar, config) {
+            Ok(source) => vec![(id.clone(), Arc::new(source))],
+            Err(e) => failed(e),
+        },
+        None => {
+            let source = match GoogleSource::account(id.as_str(), config) {
+                Ok(source) => Arc::new(source),
+                Err(e) => return failed(e),
+            };
+            match source.calendars().await {
+                Ok(calendars) => {
+                    let source: Arc<dyn CalendarSource> = source;
+                    calendars.into_iter().map(|c| (c.id, Arc::clone(&source))).collect()
+                }
+                Err(e) => failed(e),
+            }
+        }
+    }
+}
+
+#[cfg(not(feature = "google"))]
+#[allow(clippy::unused_async)] // the same signature as with Google support
+async fn google_jobs(id: &CalendarId, _: Option<&str>, _: &str) -> Vec<(CalendarId, Arc<dyn CalendarSource>)> {
+    vec![(id.clone(), Arc::new(Failed("no Google support in this build".to_owned())))]
 }
 
 /// A source that could not be set up: its sync fails with the reason.

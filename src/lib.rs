@@ -112,15 +112,21 @@ pub use id::{
 pub use plan::{Blocked, Change, DeleteReason, Diagnostic, Plan, PlanBasis, PlanOptions, plan, plan_owned};
 #[cfg(feature = "caldav")]
 pub use providers::caldav::{CalDavConfig, CalDavSource, CalendarNaming};
+#[cfg(feature = "google")]
+pub use providers::google::{GOOGLE_API, GoogleConfig, GoogleSource};
 #[cfg(feature = "http")]
 pub use providers::http::config::{HttpAuth, HttpConfig};
 #[cfg(feature = "http")]
 pub use providers::http::retry::RetryPolicy;
+#[cfg(feature = "google")]
+pub use providers::http::token::{GOOGLE_TOKEN_ENDPOINT, OAuthRefresh};
 #[cfg(feature = "http")]
 pub use providers::http::token::{Secret, StaticToken, TokenProvider};
 pub use providers::ics::IcsSource;
 pub use providers::memory::MemorySource;
-pub use source::{CalendarInfo, CalendarSource, Capabilities, Changes, Delta, FetchRequest, Fetched, Snapshot};
+pub use source::{
+    CalendarAccess, CalendarInfo, CalendarSource, Capabilities, Changes, Delta, FetchRequest, Fetched, Snapshot,
+};
 pub use state::{CalendarHead, Revision, StoredEntry, StoredState};
 pub use store::{Applied, ApplyRequest, LoadScope, Store};
 pub use stores::memory::{MemoryStore, WriteStats};

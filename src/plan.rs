@@ -1,6 +1,6 @@
 //! The pure planner: what a source reports + what the host stored → the minimal changes.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::Event;
 use crate::fingerprint::Fingerprint;
-use crate::id::{CalendarId, EventKey, Href};
+use crate::id::{CalendarId, EventKey, Href, Uid};
 use crate::source::Changes;
 use crate::state::{DigestMap, KeyHasher, StoredEntry, StoredState};
 
@@ -413,6 +413,7 @@ const NONE: usize = usize::MAX;
 /// | stored only | incomplete snapshot | keep |
 /// | stored only | delta removes the key | delete (`removed_in_delta`) |
 /// | stored only | delta removes its href | delete (`resource_removed`) |
+/// | stored only, an override | delta removes the href of its series' master | delete (`resource_removed`, naming the master's href) |
 /// | stored only | delta rewrites its href without it | delete (`resource_rewritten`) |
 /// | stored only | delta does not mention it | keep |
 ///
@@ -537,6 +538,19 @@ fn decide<'s>(calendar: &CalendarId, changes: &Changes, stored: &'s StoredState)
         }
     }
     let removed_href_set: HashSet<&Href> = removed_hrefs.iter().collect();
+    // A removed master takes its series along: the overrides of its UID go too, whatever
+    // resources hold them (sources such as Google keep each override as a resource of its own).
+    let removed_series: HashMap<&Uid, &'s Href> = if removed_href_set.is_empty() {
+        HashMap::new()
+    } else {
+        stored
+            .entries()
+            .iter()
+            .zip(&matched)
+            .filter(|(e, m)| **m == NONE && e.key.recurrence_id.is_none())
+            .filter_map(|(e, _)| e.href.as_ref().filter(|h| removed_href_set.contains(h)).map(|h| (&e.key.uid, h)))
+            .collect()
+    };
     let absence = |entry: &'s StoredEntry| -> Absence<'s> {
         match basis {
             PlanBasis::Snapshot => Absence::NotInSnapshot,
@@ -545,9 +559,12 @@ fn decide<'s>(calendar: &CalendarId, changes: &Changes, stored: &'s StoredState)
                 if removed_keys.contains(&entry.key) {
                     Absence::Removed
                 } else {
-                    match entry.href.as_ref() {
-                        Some(h) if removed_href_set.contains(h) => Absence::ResourceRemoved(h),
-                        Some(h) if upserted_hrefs.contains(h) => Absence::ResourceRewritten(h),
+                    match (entry.href.as_ref(), &entry.key.recurrence_id) {
+                        (Some(h), _) if removed_href_set.contains(h) => Absence::ResourceRemoved(h),
+                        (_, Some(_)) if removed_series.contains_key(&entry.key.uid) => removed_series
+                            .get(&entry.key.uid)
+                            .map_or(Absence::Untouched, |h| Absence::ResourceRemoved(h)),
+                        (Some(h), _) if upserted_hrefs.contains(h) => Absence::ResourceRewritten(h),
                         _ => Absence::Untouched,
                     }
                 }

@@ -102,13 +102,55 @@ pub struct CalendarInfo {
     pub name: Option<String>,
     /// Its color as the source gives it (CalDAV's `calendar-color`, e.g. `#FF8800FF`).
     pub color: Option<String>,
+    /// Its time zone (IANA), when the source says.
+    pub time_zone: Option<String>,
+    /// What the account may do with it, when the source says.
+    pub access: Option<CalendarAccess>,
+    /// Whether it is the account's primary (default) calendar.
+    pub primary: bool,
+}
+
+/// What an account may do with a calendar, as its source lists it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum CalendarAccess {
+    /// Owns it.
+    Owner,
+    /// May change its events.
+    Write,
+    /// May read its events.
+    Read,
+    /// May see only when it is busy: its events cannot be synced.
+    FreeBusyOnly,
 }
 
 impl CalendarInfo {
     /// A calendar with an id and an optional display name.
     #[must_use]
     pub fn new(id: CalendarId, name: Option<String>) -> Self {
-        Self { id, name, color: None }
+        Self { id, name, color: None, time_zone: None, access: None, primary: false }
+    }
+
+    /// The same calendar with a time zone.
+    #[must_use]
+    pub fn with_time_zone(mut self, time_zone: Option<String>) -> Self {
+        self.time_zone = time_zone;
+        self
+    }
+
+    /// The same calendar with what the account may do with it.
+    #[must_use]
+    pub fn with_access(mut self, access: Option<CalendarAccess>) -> Self {
+        self.access = access;
+        self
+    }
+
+    /// The same calendar, marked primary or not.
+    #[must_use]
+    pub fn with_primary(mut self, primary: bool) -> Self {
+        self.primary = primary;
+        self
     }
 
     /// The same calendar with a color.

@@ -5,8 +5,10 @@
 mod caldav;
 mod common;
 mod corpus;
+mod emulators;
 mod engine;
 mod golden;
+mod google;
 mod http;
 mod ics;
 mod layers;

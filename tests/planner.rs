@@ -137,6 +137,34 @@ fn stored_only_with_removed_href_is_deleted() {
 }
 
 #[test]
+fn stored_only_override_of_a_master_whose_href_is_removed_is_deleted() {
+    // Each item its own resource (Google): removing the master's resource removes the series.
+    let master = ev("1", "x").href("m1").build("a");
+    let over = ev("1", "x moved").rid("20260112T090000Z").href("m1_20260112").build("a");
+    let orphan = ev("2", "y moved").rid("20260112T090000Z").href("m2_20260112").build("a");
+    let lone = ev("3", "z").rid("20260112T090000Z").href("m3_20260112").build("a");
+    let href = Href::new("m1").unwrap();
+    let delta = Changes::Delta(Delta { removed_hrefs: vec![href.clone()], ..Delta::default() });
+    let p = plan(&cal("a"), &delta, &stored("a", &[master, over.clone(), orphan, lone]), &opts());
+    assert_eq!(p.deletes(), 2, "the master and its override, nothing of other UIDs: {p:?}");
+    assert!(
+        p.changes()
+            .iter()
+            .all(|c| matches!(c, Change::Delete { key, reason: DeleteReason::ResourceRemoved(h), .. } if *h == href && key.uid.as_str() == "1"))
+    );
+    // Removing only an override's own resource leaves the master.
+    let delta = Changes::Delta(Delta { removed_hrefs: vec![Href::new("m1_20260112").unwrap()], ..Delta::default() });
+    let master = ev("1", "x").href("m1").build("a");
+    let p = plan(&cal("a"), &delta, &stored("a", &[master, over.clone()]), &opts());
+    assert!(matches!(p.changes(), [Change::Delete { key, .. }] if key.recurrence_id.is_some()), "{p:?}");
+    // An override upserted in the same delta as its master's removal stays (nothing is lost).
+    let master = ev("1", "x").href("m1").build("a");
+    let delta = Changes::Delta(Delta { upserts: vec![over.clone()], removed_hrefs: vec![href], ..Delta::default() });
+    let p = plan(&cal("a"), &delta, &stored("a", &[master, over]), &opts());
+    assert!(matches!(p.changes(), [Change::Delete { key, .. }] if key.recurrence_id.is_none()), "{p:?}");
+}
+
+#[test]
 fn stored_only_with_rewritten_href_is_deleted() {
     let master = ev("1", "x").href("/cal/1.ics").build("a");
     let over = ev("1", "x moved").rid("20260112T090000Z").href("/cal/1.ics").build("a");

@@ -2,6 +2,8 @@
 
 #[cfg(feature = "caldav")]
 pub(crate) mod caldav;
+#[cfg(feature = "google")]
+pub(crate) mod google;
 #[cfg(feature = "http")]
 pub(crate) mod http;
 pub(crate) mod ics;

@@ -30,13 +30,14 @@ pub(crate) struct Request {
     url: Url,
     headers: Vec<(&'static str, String)>,
     body: Option<Vec<u8>>,
+    retry_if: Option<fn(&Response) -> bool>,
 }
 
 impl Request {
     /// A request with `method` (every method calscope sends is idempotent: GET, PROPFIND,
     /// REPORT, so every request may be retried).
     pub(crate) fn new(method: reqwest::Method, url: Url) -> Self {
-        Self { method, url, headers: Vec::new(), body: None }
+        Self { method, url, headers: Vec::new(), body: None, retry_if: None }
     }
 
     /// A GET.
@@ -50,8 +51,16 @@ impl Request {
         self
     }
 
+    /// Also retries answers for which `f` is true (a provider's own rate-limit answers, such
+    /// as Google's 403 naming `rateLimitExceeded`).
+    #[cfg_attr(not(feature = "google"), allow(dead_code))]
+    pub(crate) fn retry_if(mut self, f: fn(&Response) -> bool) -> Self {
+        self.retry_if = Some(f);
+        self
+    }
+
     /// Sets the body.
-    #[cfg_attr(not(feature = "caldav"), allow(dead_code))] // GETs have none
+    #[cfg_attr(not(any(feature = "caldav", feature = "google")), allow(dead_code))] // GETs have none
     pub(crate) fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
         self.body = Some(body.into());
         self
@@ -89,7 +98,8 @@ enum Attempt {
 ///   anything is sent.
 /// - Redirects are followed by [`Redirects`], at most [`HttpConfig::max_redirects`].
 /// - Bodies over [`HttpConfig::max_bytes`] fail as [`ErrorKind::LimitExceeded`].
-/// - 429, 5xx (but 501, 505, 507) and failed connections are retried
+/// - 429, 5xx (but 501, 505, 507), failed connections and the answers a request names
+///   ([`Request::retry_if`]) are retried
 ///   by [`HttpConfig::retry`], honoring `Retry-After`; when the retries are spent, the last
 ///   answer is returned (or the last transport error).
 /// - With [`HttpAuth::Token`], a 401 asks the provider to refresh once and sends again.
@@ -196,7 +206,9 @@ impl HttpClient {
                     continue;
                 }
             }
-            let retryable = status == 429 || ((500..600).contains(&status) && !matches!(status, 501 | 505 | 507));
+            let retryable = status == 429
+                || ((500..600).contains(&status) && !matches!(status, 501 | 505 | 507))
+                || request.retry_if.is_some_and(|f| f(&answer));
             if retryable {
                 let asked = answer.header(RETRY_AFTER.as_str()).and_then(|v| retry_after(v, SystemTime::now()));
                 if let Some(wait) = backoff.next_wait(asked) {

@@ -1,0 +1,3 @@
+//! In-repo emulators of services no test can reach from here.
+
+pub(crate) mod google;
