@@ -217,24 +217,22 @@ async fn google_jobs(
         config = config.api(api);
     }
     let failed = |e: calscope::Error| vec![(id.clone(), Arc::new(Failed(e.to_string())) as Arc<dyn CalendarSource>)];
-    match calendar {
-        Some(calendar) => match GoogleSource::calendar(id.clone(), calendar, config) {
+    if let Some(calendar) = calendar {
+        return match GoogleSource::calendar(id.clone(), calendar, config) {
             Ok(source) => vec![(id.clone(), Arc::new(source))],
             Err(e) => failed(e),
-        },
-        None => {
-            let source = match GoogleSource::account(id.as_str(), config) {
-                Ok(source) => Arc::new(source),
-                Err(e) => return failed(e),
-            };
-            match source.calendars().await {
-                Ok(calendars) => {
-                    let source: Arc<dyn CalendarSource> = source;
-                    calendars.into_iter().map(|c| (c.id, Arc::clone(&source))).collect()
-                }
-                Err(e) => failed(e),
-            }
+        };
+    }
+    let source = match GoogleSource::account(id.as_str(), config) {
+        Ok(source) => Arc::new(source),
+        Err(e) => return failed(e),
+    };
+    match source.calendars().await {
+        Ok(calendars) => {
+            let source: Arc<dyn CalendarSource> = source;
+            calendars.into_iter().map(|c| (c.id, Arc::clone(&source))).collect()
         }
+        Err(e) => failed(e),
     }
 }
 

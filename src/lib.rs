@@ -70,7 +70,10 @@
 //! expiry), [`IcsSource`] over files and bytes (the feed reader is [`ics::read_feed`]) and
 //! [`MemoryStore`]. Feeds over http(s) need the `http` feature; the SQLite store the `sqlite`
 //! feature (on by default), the Postgres store the `postgres` feature, CalDAV accounts
-//! (`CalDavSource`) the `caldav` feature.
+//! (`CalDavSource`) the `caldav` feature, Google Calendar accounts (`GoogleSource`) the
+//! `google` feature. Every HTTP provider shares one client (retries with backoff and
+//! `Retry-After`, size caps, timeouts, same-origin confinement, redaction, the host's
+//! `TokenProvider`).
 //!
 //! # Crate features
 //!
@@ -79,6 +82,7 @@
 //! | *(none)* | the core: ids, events, fingerprints, planner, engine, the iCalendar reader, memory source and store, `IcsSource` for files and bytes |
 //! | `sqlite` *(default)* | [`SqliteStore`]: the embedded default store (rusqlite with the bundled SQLite) |
 //! | `caldav` | `CalDavSource`: CalDAV accounts with discovery, sync tokens, multiget and ETags (reqwest, quick-xml; needs a Tokio runtime) |
+//! | `google` | `GoogleSource`: Google Calendar accounts through the Calendar API v3 with sync tokens, and `OAuthRefresh` (serde_json; needs a Tokio runtime) |
 //! | `postgres` | `PostgresStore`: the scale-out store, shared by any number of workers (tokio-postgres with a deadpool pool; needs a Tokio runtime) |
 //! | `testkit` | [`testkit`]: conformance checks a host runs against its own `Store` and `CalendarSource` (not semver-stable) |
 //! | `http` | `IcsSource::from_url`: feeds over http(s) with conditional GETs (reqwest, rustls with the ring provider; needs a Tokio runtime) |

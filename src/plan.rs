@@ -538,19 +538,7 @@ fn decide<'s>(calendar: &CalendarId, changes: &Changes, stored: &'s StoredState)
         }
     }
     let removed_href_set: HashSet<&Href> = removed_hrefs.iter().collect();
-    // A removed master takes its series along: the overrides of its UID go too, whatever
-    // resources hold them (sources such as Google keep each override as a resource of its own).
-    let removed_series: HashMap<&Uid, &'s Href> = if removed_href_set.is_empty() {
-        HashMap::new()
-    } else {
-        stored
-            .entries()
-            .iter()
-            .zip(&matched)
-            .filter(|(e, m)| **m == NONE && e.key.recurrence_id.is_none())
-            .filter_map(|(e, _)| e.href.as_ref().filter(|h| removed_href_set.contains(h)).map(|h| (&e.key.uid, h)))
-            .collect()
-    };
+    let removed_series = removed_series(stored, &matched, &removed_href_set);
     let absence = |entry: &'s StoredEntry| -> Absence<'s> {
         match basis {
             PlanBasis::Snapshot => Absence::NotInSnapshot,
@@ -624,6 +612,26 @@ fn decide<'s>(calendar: &CalendarId, changes: &Changes, stored: &'s StoredState)
         diagnostics.push(Diagnostic::IncompleteSnapshot { retained });
     }
     Decided { basis, pending: out, unchanged, remote_count, diagnostics }
+}
+
+/// The UIDs whose master's resource a delta removes (with that href): a removed master takes
+/// its series along, the overrides of its UID too, whatever resources hold them (sources such
+/// as Google keep each override as a resource of its own).
+fn removed_series<'s>(
+    stored: &'s StoredState,
+    matched: &[usize],
+    removed: &HashSet<&Href>,
+) -> HashMap<&'s Uid, &'s Href> {
+    if removed.is_empty() {
+        return HashMap::new();
+    }
+    stored
+        .entries()
+        .iter()
+        .zip(matched)
+        .filter(|(e, m)| **m == NONE && e.key.recurrence_id.is_none())
+        .filter_map(|(e, _)| e.href.as_ref().filter(|h| removed.contains(h)).map(|h| (&e.key.uid, h)))
+        .collect()
 }
 
 /// One remote event per key: `matched[i]` is the index in `incoming` of the event for stored

@@ -19,7 +19,7 @@ use crate::state::{Revision, StoredState};
 ///   [`Revision::ZERO`] with no cursor.
 /// - `load` with [`LoadScope::All`] answers every stored event of the calendar and nothing of
 ///   any other calendar; [`LoadScope::Touched`] answers at least the stored events with one of
-///   the given keys or hrefs; [`LoadScope::Head`] answers only the [`CalendarHead`].
+///   the given keys or hrefs; [`LoadScope::Head`] answers only the [`CalendarHead`](crate::CalendarHead).
 /// - [`apply`](Self::apply) writes all of a plan's changes and the new cursor atomically, or
 ///   nothing.
 /// - `apply` fails with [`ErrorKind::Conflict`](crate::ErrorKind::Conflict) and writes nothing when the calendar's revision

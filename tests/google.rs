@@ -3,6 +3,7 @@
 //! limits, tokens, and the motivating bug counted by SQLite triggers.
 
 #![cfg(feature = "google")]
+#![allow(clippy::single_match_else, clippy::cast_possible_wrap, clippy::format_collect, clippy::too_many_lines)] // test code
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -612,5 +613,141 @@ fn a_thousand_users_sharing_a_holiday_calendar_write_only_real_changes() {
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
         }
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// OAuth 2.0 refresh tokens (RFC 6749, section 6)
+
+/// A token endpoint: refresh token `r1` gives `at-1` and rotates to `r2`; `r2` gives `at-2`.
+async fn token_endpoint(posts: Arc<std::sync::Mutex<Vec<String>>>) -> std::net::SocketAddr {
+    use axum::routing::post;
+    let app = axum::Router::new().route(
+        "/token",
+        post(move |body: String| {
+            let posts = Arc::clone(&posts);
+            async move {
+                posts.lock().unwrap().push(body.clone());
+                let form: std::collections::HashMap<String, String> =
+                    url::form_urlencoded::parse(body.as_bytes()).into_owned().collect();
+                let ok = form.get("grant_type").map(String::as_str) == Some("refresh_token")
+                    && form.get("client_id").map(String::as_str) == Some("cid")
+                    && form.get("client_secret").map(String::as_str) == Some("csecret-never-shown");
+                let answer = match (ok, form.get("refresh_token").map(String::as_str)) {
+                    (true, Some("r1")) => json!({"access_token": "at-1", "expires_in": 3600, "token_type": "Bearer", "refresh_token": "r2"}),
+                    (true, Some("r2")) => json!({"access_token": "tok-alice", "expires_in": 3600, "token_type": "Bearer"}),
+                    _ => {
+                        let body = json!({"error": "invalid_grant", "error_description": "Bad refresh token r-revoked"});
+                        return (axum::http::StatusCode::BAD_REQUEST, body.to_string());
+                    }
+                };
+                (axum::http::StatusCode::OK, answer.to_string())
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+#[test]
+fn oauth_refresh_tokens_are_traded_cached_rotated_and_never_shown() {
+    runtime().block_on(async {
+        let posts = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let addr = token_endpoint(Arc::clone(&posts)).await;
+        let endpoint = format!("http://{addr}/token");
+        let tokens = calscope::OAuthRefresh::new(&endpoint, "cid", "csecret-never-shown", "r1").unwrap();
+        assert_eq!(tokens.token().await.unwrap().expose(), "at-1");
+        assert_eq!(tokens.token().await.unwrap().expose(), "at-1", "cached until it expires");
+        assert_eq!(posts.lock().unwrap().len(), 1);
+        // After a 401 the host's provider refreshes with the rotated refresh token.
+        assert_eq!(tokens.refresh().await.unwrap().expose(), "tok-alice");
+        assert!(posts.lock().unwrap()[1].contains("refresh_token=r2"));
+        let shown = format!("{tokens:?}");
+        assert!(!shown.contains("csecret") && !shown.contains("r2") && !shown.contains("tok-alice"), "{shown}");
+
+        // Against the emulator: the first token (at-1) is refused, the refresh gives one it takes.
+        let emu = start().await;
+        emu.put("alice", ALICE, timed("a", "a@google.com", "A", "2026-12-01T09:00:00+01:00"));
+        let provider = Arc::new(calscope::OAuthRefresh::new(&endpoint, "cid", "csecret-never-shown", "r1").unwrap());
+        let mut c = config(&emu, "unused");
+        c.http = c.http.auth(HttpAuth::Token(provider));
+        let source = GoogleSource::calendar(CalendarId::new("alice").unwrap(), ALICE, c).unwrap();
+        let r = Engine::new(MemoryStore::new()).sync(&source, &CalendarId::new("alice").unwrap()).await;
+        assert_eq!(r.inserted, 1, "{r:?}");
+
+        // A revoked refresh token: Unauthorized, with the error code and nothing secret.
+        let revoked = calscope::OAuthRefresh::new(&endpoint, "cid", "csecret-never-shown", "r-revoked").unwrap();
+        let err = revoked.token().await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unauthorized);
+        let text = format!("{err} {err:?}");
+        assert!(text.contains("invalid_grant") && !text.contains("r-revoked") && !text.contains("csecret"), "{text}");
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The `sync` example
+
+fn sync_cmd(emu: &GoogleEmulator, db: &std::path::Path, token: Option<&str>, pairs: &[&str]) -> std::process::Output {
+    let mut cmd = std::process::Command::new(crate::sync_example::sync_bin());
+    cmd.arg("--db").arg(db).arg("--json").args(pairs).env("CALSCOPE_GOOGLE_API", emu.api());
+    match token {
+        Some(t) => cmd.env("CALSCOPE_GOOGLE_TOKEN", t),
+        None => cmd.env_remove("CALSCOPE_GOOGLE_TOKEN"),
+    };
+    cmd.output().unwrap()
+}
+
+#[test]
+fn the_sync_example_syncs_one_google_calendar_or_the_whole_account() {
+    runtime().block_on(async {
+        let emu = start().await;
+        emu.calendar("alice", HOLIDAYS, "Holidays", "reader", false);
+        emu.put("alice", ALICE, timed("a", "a@google.com", "A", "2026-12-01T09:00:00+01:00"));
+        emu.put("alice", HOLIDAYS, holiday("20261225_a", "Christmas Day", "2026-12-25"));
+        emu.put("alice", HOLIDAYS, holiday("20261231_b", "New Year's Eve", "2026-12-31"));
+        let db = std::env::temp_dir().join(format!("calscope-google-example-{}.db", std::process::id()));
+        let _ = std::fs::remove_file(&db);
+        let run = |token: Option<&'static str>, pairs: Vec<&'static str>| {
+            let (emu, db) = (emu.clone(), db.clone());
+            tokio::task::spawn_blocking(move || sync_cmd(&emu, &db, token, &pairs))
+        };
+        let out = run(
+            Some("tok-alice"),
+            vec!["work=google:alice@example.com", "hol=google:en.usa#holiday@group.v.calendar.google.com"],
+        )
+        .await
+        .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["writes"], json!(3), "{report}");
+        emu.take_log();
+        let out = run(
+            Some("tok-alice"),
+            vec!["work=google:alice@example.com", "hol=google:en.usa#holiday@group.v.calendar.google.com"],
+        )
+        .await
+        .unwrap();
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["writes"], json!(0), "{report}");
+        assert_eq!(emu.take_log().len(), 2, "one request per unchanged calendar");
+
+        let out = run(Some("tok-alice"), vec!["me=google:"]).await.unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let ids: Vec<&str> =
+            report["calendars"].as_array().unwrap().iter().map(|c| c["calendar"].as_str().unwrap()).collect();
+        assert_eq!(ids, ["me/alice@example.com", "me/en.usa#holiday@group.v.calendar.google.com"], "{report}");
+        assert_eq!(report["writes"], json!(3));
+
+        let out = run(None, vec!["work=google:primary"]).await.unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("CALSCOPE_GOOGLE_TOKEN"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let _ = std::fs::remove_file(&db);
     });
 }

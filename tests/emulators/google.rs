@@ -20,6 +20,8 @@
 //!
 //! Every request is logged (path and query) for the tests to count and inspect.
 
+#![allow(clippy::result_large_err, clippy::assigning_clones, clippy::single_match_else, clippy::too_many_lines)] // test code
+
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

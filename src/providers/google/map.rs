@@ -143,7 +143,8 @@ fn vevent(event: &GoogleEvent, uid: &str, original: Option<&EventDateTime>) -> R
         let Some(email) = attendee.email.as_deref() else { continue };
         let mut params = String::new();
         if let Some(name) = attendee.display_name.as_deref() {
-            params.push_str(&format!(";CN={}", param(name)));
+            params.push_str(";CN=");
+            params.push_str(&param(name));
         }
         if attendee.resource {
             params.push_str(";CUTYPE=RESOURCE");

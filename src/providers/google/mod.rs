@@ -251,7 +251,7 @@ impl GoogleSource {
         )
     }
 
-    fn info(&self, id: CalendarId, entry: &CalendarListEntry) -> CalendarInfo {
+    fn info(id: CalendarId, entry: &CalendarListEntry) -> CalendarInfo {
         let access = match entry.access_role.as_deref() {
             Some("owner") => Some(CalendarAccess::Owner),
             Some("writer") => Some(CalendarAccess::Write),
@@ -340,14 +340,13 @@ impl GoogleSource {
         for item in items {
             let mut mapped = map_event(calendar, item, None, &self.config.policy);
             if let Ok(Mapped::CancelledInstance { series }) = &mapped {
-                let uid = match uids.get(series) {
-                    Some(uid) => uid.clone(),
-                    None => {
-                        let master = self.client.event(google, series).await?;
-                        let uid = master.and_then(|m| m.ical_uid);
-                        uids.insert(series.clone(), uid.clone());
-                        uid
-                    }
+                let uid = if let Some(uid) = uids.get(series) {
+                    uid.clone()
+                } else {
+                    let master = self.client.event(google, series).await?;
+                    let uid = master.and_then(|m| m.ical_uid);
+                    uids.insert(series.clone(), uid.clone());
+                    uid
                 };
                 mapped = match uid {
                     Some(uid) => map_event(calendar, item, Some(&uid), &self.config.policy),
@@ -412,10 +411,10 @@ impl CalendarSource for GoogleSource {
         Ok(match &self.naming {
             Naming::Account(prefix) => listed
                 .iter()
-                .filter_map(|e| CalendarId::new(format!("{prefix}/{}", e.id)).ok().map(|id| self.info(id, e)))
+                .filter_map(|e| CalendarId::new(format!("{prefix}/{}", e.id)).ok().map(|id| Self::info(id, e)))
                 .collect(),
             Naming::One { id, google } => match Self::entry(&listed, google) {
-                Some(entry) => vec![self.info(id.clone(), entry)],
+                Some(entry) => vec![Self::info(id.clone(), entry)],
                 None => vec![CalendarInfo::new(id.clone(), None)],
             },
         })

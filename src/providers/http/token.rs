@@ -159,6 +159,15 @@ impl OAuthRefresh {
 
     async fn refresh_locked(&self, state: &mut OAuthState) -> Result<Secret> {
         use crate::error::{Error, ErrorKind};
+        /// What a token endpoint answers.
+        #[derive(serde::Deserialize)]
+        struct Answer {
+            access_token: Option<String>,
+            expires_in: Option<u64>,
+            refresh_token: Option<String>,
+            error: Option<String>,
+        }
+
         let body = url::form_urlencoded::Serializer::new(String::new())
             .append_pair("grant_type", "refresh_token")
             .append_pair("refresh_token", state.refresh_token.expose())
@@ -170,13 +179,6 @@ impl OAuthRefresh {
             .header("accept", "application/json")
             .body(body);
         let answer = self.client.send(request).await?;
-        #[derive(serde::Deserialize)]
-        struct Answer {
-            access_token: Option<String>,
-            expires_in: Option<u64>,
-            refresh_token: Option<String>,
-            error: Option<String>,
-        }
         let parsed: Option<Answer> = serde_json::from_slice(&answer.body).ok();
         let shown = self.client.shown();
         match (answer.status, parsed) {
