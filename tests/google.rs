@@ -751,3 +751,42 @@ fn the_sync_example_syncs_one_google_calendar_or_the_whole_account() {
         let _ = std::fs::remove_file(&db);
     });
 }
+
+#[test]
+fn an_exception_has_the_key_the_ics_reader_gives_the_same_override() {
+    let cal = CalendarId::new("same").unwrap();
+    let policy = FingerprintPolicy::default();
+    let ics = |rid: &str| {
+        let text =
+            format!("BEGIN:VEVENT\r\nUID:weekly@google.com\r\n{rid}\r\nDTSTART:20261214T100000Z\r\nEND:VEVENT\r\n");
+        Event::from_ics(&cal, &text, &policy).unwrap().key().clone()
+    };
+    let google = |original: &str| {
+        let json = format!(
+            r#"{{"id":"weekly_x","iCalUID":"weekly@google.com","recurringEventId":"weekly","originalStartTime":{original},"start":{{"dateTime":"2026-12-14T11:00:00+01:00"}}}}"#
+        );
+        GoogleSource::event_from_json(&cal, &json, &policy).unwrap().unwrap().key().clone()
+    };
+    assert_eq!(
+        google(r#"{"dateTime":"2026-12-14T09:00:00+01:00","timeZone":"Europe/Berlin"}"#),
+        ics("RECURRENCE-ID;TZID=Europe/Berlin:20261214T090000")
+    );
+    assert_eq!(google(r#"{"dateTime":"2026-12-14T08:00:00Z"}"#), ics("RECURRENCE-ID:20261214T080000Z"));
+    assert_eq!(google(r#"{"date":"2026-12-14"}"#), ics("RECURRENCE-ID;VALUE=DATE:20261214"));
+    // A master has no recurrence id.
+    let master = r#"{"id":"weekly","iCalUID":"weekly@google.com","start":{"date":"2026-12-14"},"recurrence":["RRULE:FREQ=WEEKLY"]}"#;
+    assert!(GoogleSource::event_from_json(&cal, master, &policy).unwrap().unwrap().key().recurrence_id.is_none());
+}
+
+#[test]
+fn every_page_of_the_calendar_list_is_read() {
+    runtime().block_on(async {
+        let emu = start().await;
+        for i in 0..300 {
+            emu.calendar("alice", &format!("shared{i:03}@group.calendar.google.com"), "Shared", "reader", false);
+        }
+        let source = GoogleSource::account("alice", config(&emu, "tok-alice")).unwrap();
+        assert_eq!(source.calendars().await.unwrap().len(), 301);
+        assert_eq!(source.requests(), 2, "pages of 250");
+    });
+}
