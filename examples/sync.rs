@@ -32,7 +32,10 @@ const USAGE: &str =
   collection, or an account's server URL: every calendar, as ID/NAME; needs --features caldav),
   google:CALENDAR_ID (one Google calendar: primary, alice@example.com, …) or google: (every
   calendar of the account, as ID/CALENDAR_ID); the access token comes from CALSCOPE_GOOGLE_TOKEN,
-  the API root from CALSCOPE_GOOGLE_API (default https://www.googleapis.com/calendar/v3)";
+  the API root from CALSCOPE_GOOGLE_API (default https://www.googleapis.com/calendar/v3);
+  graph:CALENDAR_ID (one Outlook calendar) or graph: (every calendar of the mailbox, as
+  ID/NAME), with the token from CALSCOPE_GRAPH_TOKEN and the API root from CALSCOPE_GRAPH_API
+  (default https://graph.microsoft.com/v1.0)";
 
 #[allow(clippy::struct_excessive_bools)] // command-line flags
 struct Args {
@@ -54,6 +57,13 @@ enum Spec {
     /// the token from `CALSCOPE_GOOGLE_TOKEN`.
     #[cfg_attr(not(feature = "google"), allow(dead_code))]
     Google {
+        calendar: Option<String>,
+        token: String,
+    },
+    /// `graph:CALENDAR_ID` (one calendar) or `graph:` (every calendar of the mailbox), with the
+    /// token from `CALSCOPE_GRAPH_TOKEN`.
+    #[cfg_attr(not(feature = "graph"), allow(dead_code))]
+    Graph {
         calendar: Option<String>,
         token: String,
     },
@@ -149,6 +159,17 @@ fn source_for(id: CalendarId, source: &str) -> Result<Spec, String> {
         let calendar = (!calendar.is_empty()).then(|| calendar.to_owned());
         return Ok(Spec::Google { calendar, token: token.trim().to_owned() });
     }
+    if let Some(calendar) = lower.strip_prefix("graph:").map(|_| &source["graph:".len()..]) {
+        if !cfg!(feature = "graph") {
+            return Err(format!("{id}: this build has no Microsoft Graph support (cargo run --features graph …)"));
+        }
+        let token = std::env::var(GRAPH_TOKEN)
+            .ok()
+            .filter(|t| !t.trim().is_empty())
+            .ok_or(format!("{id}: graph: needs an OAuth access token in the environment variable {GRAPH_TOKEN}"))?;
+        let calendar = (!calendar.is_empty()).then(|| calendar.to_owned());
+        return Ok(Spec::Graph { calendar, token: token.trim().to_owned() });
+    }
     if lower.starts_with("http://") || lower.starts_with("https://") {
         return IcsSource::from_url(id.clone(), source, HttpConfig::default())
             .map(|s| Spec::Ready(Arc::new(s.with_options(read_options()))))
@@ -172,6 +193,7 @@ async fn jobs(calendars: &[(CalendarId, Spec)]) -> Vec<(CalendarId, Arc<dyn Cale
             Spec::Ready(source) => jobs.push((id.clone(), Arc::clone(source))),
             Spec::CalDav(url) => jobs.extend(caldav_jobs(id, url).await),
             Spec::Google { calendar, token } => jobs.extend(google_jobs(id, calendar.as_deref(), token).await),
+            Spec::Graph { calendar, token } => jobs.extend(graph_jobs(id, calendar.as_deref(), token).await),
         }
     }
     jobs
@@ -240,6 +262,48 @@ async fn google_jobs(
 #[allow(clippy::unused_async)] // the same signature as with Google support
 async fn google_jobs(id: &CalendarId, _: Option<&str>, _: &str) -> Vec<(CalendarId, Arc<dyn CalendarSource>)> {
     vec![(id.clone(), Arc::new(Failed("no Google support in this build".to_owned())))]
+}
+
+/// The environment variable holding the Microsoft Graph access token.
+const GRAPH_TOKEN: &str = "CALSCOPE_GRAPH_TOKEN";
+
+/// One Outlook calendar as `ID`, or every calendar of the mailbox as `ID/NAME`. The API root
+/// is `CALSCOPE_GRAPH_API` when set.
+#[cfg(feature = "graph")]
+async fn graph_jobs(
+    id: &CalendarId,
+    calendar: Option<&str>,
+    token: &str,
+) -> Vec<(CalendarId, Arc<dyn CalendarSource>)> {
+    use calscope::{GraphConfig, GraphSource, HttpAuth};
+    let mut config = GraphConfig::default().http(HttpConfig::default().auth(HttpAuth::Bearer(token.to_owned())));
+    if let Ok(api) = std::env::var("CALSCOPE_GRAPH_API") {
+        config = config.api(api);
+    }
+    let failed = |e: calscope::Error| vec![(id.clone(), Arc::new(Failed(e.to_string())) as Arc<dyn CalendarSource>)];
+    if let Some(calendar) = calendar {
+        return match GraphSource::calendar(id.clone(), calendar, config) {
+            Ok(source) => vec![(id.clone(), Arc::new(source))],
+            Err(e) => failed(e),
+        };
+    }
+    let source = match GraphSource::account(id.as_str(), config) {
+        Ok(source) => Arc::new(source),
+        Err(e) => return failed(e),
+    };
+    match source.calendars().await {
+        Ok(calendars) => {
+            let source: Arc<dyn CalendarSource> = source;
+            calendars.into_iter().map(|c| (c.id, Arc::clone(&source))).collect()
+        }
+        Err(e) => failed(e),
+    }
+}
+
+#[cfg(not(feature = "graph"))]
+#[allow(clippy::unused_async)] // the same signature as with Graph support
+async fn graph_jobs(id: &CalendarId, _: Option<&str>, _: &str) -> Vec<(CalendarId, Arc<dyn CalendarSource>)> {
+    vec![(id.clone(), Arc::new(Failed("no Microsoft Graph support in this build".to_owned())))]
 }
 
 /// A source that could not be set up: its sync fails with the reason.

@@ -71,7 +71,8 @@
 //! [`MemoryStore`]. Feeds over http(s) need the `http` feature; the SQLite store the `sqlite`
 //! feature (on by default), the Postgres store the `postgres` feature, CalDAV accounts
 //! (`CalDavSource`) the `caldav` feature, Google Calendar accounts (`GoogleSource`) the
-//! `google` feature. Every HTTP provider shares one client (retries with backoff and
+//! `google` feature, Outlook and Microsoft 365 calendars (`GraphSource`) the `graph` feature.
+//! Every HTTP provider shares one client (retries with backoff and
 //! `Retry-After`, size caps, timeouts, same-origin confinement, redaction, the host's
 //! `TokenProvider`).
 //!
@@ -83,6 +84,7 @@
 //! | `sqlite` *(default)* | [`SqliteStore`]: the embedded default store (rusqlite with the bundled SQLite) |
 //! | `caldav` | `CalDavSource`: CalDAV accounts with discovery, sync tokens, multiget and ETags (reqwest, quick-xml; needs a Tokio runtime) |
 //! | `google` | `GoogleSource`: Google Calendar accounts through the Calendar API v3 with sync tokens, and `OAuthRefresh` (serde_json; needs a Tokio runtime) |
+//! | `graph` | `GraphSource`: Outlook and Microsoft 365 calendars through Microsoft Graph delta rounds, and `OAuthRefresh` (serde_json; needs a Tokio runtime) |
 //! | `postgres` | `PostgresStore`: the scale-out store, shared by any number of workers (tokio-postgres with a deadpool pool; needs a Tokio runtime) |
 //! | `testkit` | [`testkit`]: conformance checks a host runs against its own `Store` and `CalendarSource` (not semver-stable) |
 //! | `http` | `IcsSource::from_url`: feeds over http(s) with conditional GETs (reqwest, rustls with the ring provider; needs a Tokio runtime) |
@@ -118,12 +120,14 @@ pub use plan::{Blocked, Change, DeleteReason, Diagnostic, Plan, PlanBasis, PlanO
 pub use providers::caldav::{CalDavConfig, CalDavSource, CalendarNaming};
 #[cfg(feature = "google")]
 pub use providers::google::{GOOGLE_API, GoogleConfig, GoogleSource};
+#[cfg(feature = "graph")]
+pub use providers::graph::{GRAPH_API, GraphConfig, GraphSource};
 #[cfg(feature = "http")]
 pub use providers::http::config::{HttpAuth, HttpConfig};
+#[cfg(any(feature = "google", feature = "graph"))]
+pub use providers::http::oauth::{GOOGLE_TOKEN_ENDPOINT, OAuthRefresh};
 #[cfg(feature = "http")]
 pub use providers::http::retry::RetryPolicy;
-#[cfg(feature = "google")]
-pub use providers::http::token::{GOOGLE_TOKEN_ENDPOINT, OAuthRefresh};
 #[cfg(feature = "http")]
 pub use providers::http::token::{Secret, StaticToken, TokenProvider};
 pub use providers::ics::IcsSource;

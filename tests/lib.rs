@@ -9,6 +9,7 @@ mod emulators;
 mod engine;
 mod golden;
 mod google;
+mod graph;
 mod http;
 mod ics;
 mod layers;

@@ -4,7 +4,11 @@
 pub(crate) mod caldav;
 #[cfg(feature = "google")]
 pub(crate) mod google;
+#[cfg(feature = "graph")]
+pub(crate) mod graph;
 #[cfg(feature = "http")]
 pub(crate) mod http;
 pub(crate) mod ics;
 pub(crate) mod memory;
+#[cfg(any(feature = "google", feature = "graph"))]
+pub(crate) mod vevent;

@@ -53,7 +53,7 @@ impl Request {
 
     /// Also retries answers for which `f` is true (a provider's own rate-limit answers, such
     /// as Google's 403 naming `rateLimitExceeded`).
-    #[cfg_attr(not(feature = "google"), allow(dead_code))]
+    #[cfg_attr(not(feature = "google"), allow(dead_code))] // Google's 403 reasons
     pub(crate) fn retry_if(mut self, f: fn(&Response) -> bool) -> Self {
         self.retry_if = Some(f);
         self

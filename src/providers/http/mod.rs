@@ -10,6 +10,8 @@
 //!   or an HTTP date, read by the `httpdate` crate), capped;
 //! - [`token`]: [`TokenProvider`], the host's source of bearer tokens, asked to refresh once
 //!   after a 401;
+//! - [`oauth`]: [`OAuthRefresh`](crate::OAuthRefresh), a token provider trading a refresh
+//!   token at an OAuth 2.0 token endpoint (with `google` or `graph`);
 //! - [`client`]: [`HttpClient`], one origin's client: it refuses URLs of other origins before
 //!   sending, follows redirects by policy, bounds bodies, retries idempotent requests and counts
 //!   every request it sends.
@@ -20,6 +22,8 @@
 
 pub(crate) mod client;
 pub(crate) mod config;
+#[cfg(any(feature = "google", feature = "graph"))]
+pub(crate) mod oauth;
 pub(crate) mod origin;
 pub(crate) mod retry;
 pub(crate) mod token;
