@@ -238,14 +238,32 @@ async fn google_jobs(
     if let Ok(api) = std::env::var("CALSCOPE_GOOGLE_API") {
         config = config.api(api);
     }
+    account_jobs(
+        id,
+        calendar,
+        |calendar| GoogleSource::calendar(id.clone(), calendar, config.clone()),
+        || GoogleSource::account(id.as_str(), config.clone()),
+    )
+    .await
+}
+
+/// One calendar of an API account as `ID` (`one` builds its source), or every calendar the
+/// account lists (`account` builds the source), as the source names them.
+#[cfg(any(feature = "google", feature = "graph"))]
+async fn account_jobs<S: CalendarSource + 'static>(
+    id: &CalendarId,
+    calendar: Option<&str>,
+    one: impl FnOnce(&str) -> calscope::Result<S>,
+    account: impl FnOnce() -> calscope::Result<S>,
+) -> Vec<(CalendarId, Arc<dyn CalendarSource>)> {
     let failed = |e: calscope::Error| vec![(id.clone(), Arc::new(Failed(e.to_string())) as Arc<dyn CalendarSource>)];
     if let Some(calendar) = calendar {
-        return match GoogleSource::calendar(id.clone(), calendar, config) {
+        return match one(calendar) {
             Ok(source) => vec![(id.clone(), Arc::new(source))],
             Err(e) => failed(e),
         };
     }
-    let source = match GoogleSource::account(id.as_str(), config) {
+    let source = match account() {
         Ok(source) => Arc::new(source),
         Err(e) => return failed(e),
     };
@@ -280,24 +298,13 @@ async fn graph_jobs(
     if let Ok(api) = std::env::var("CALSCOPE_GRAPH_API") {
         config = config.api(api);
     }
-    let failed = |e: calscope::Error| vec![(id.clone(), Arc::new(Failed(e.to_string())) as Arc<dyn CalendarSource>)];
-    if let Some(calendar) = calendar {
-        return match GraphSource::calendar(id.clone(), calendar, config) {
-            Ok(source) => vec![(id.clone(), Arc::new(source))],
-            Err(e) => failed(e),
-        };
-    }
-    let source = match GraphSource::account(id.as_str(), config) {
-        Ok(source) => Arc::new(source),
-        Err(e) => return failed(e),
-    };
-    match source.calendars().await {
-        Ok(calendars) => {
-            let source: Arc<dyn CalendarSource> = source;
-            calendars.into_iter().map(|c| (c.id, Arc::clone(&source))).collect()
-        }
-        Err(e) => failed(e),
-    }
+    account_jobs(
+        id,
+        calendar,
+        |calendar| GraphSource::calendar(id.clone(), calendar, config.clone()),
+        || GraphSource::account(id.as_str(), config.clone()),
+    )
+    .await
 }
 
 #[cfg(not(feature = "graph"))]

@@ -91,3 +91,44 @@ pub(crate) fn feed(events: &[(&str, &str)], stamp: &str) -> String {
     out.push_str("END:VCALENDAR\r\n");
     out
 }
+
+/// A SQLite file the store created, with triggers logging every row written to `events`:
+/// write economy counted by the database itself, not by calscope's report.
+#[cfg(feature = "sqlite")]
+pub(crate) fn counted_db(name: &str) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!("calscope-counted-{name}-{}.db", std::process::id()));
+    remove_db(&path);
+    drop(calscope::SqliteStore::open(&path).unwrap());
+    calscope::sqlite::rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE writes (op TEXT, calendar_id TEXT, uid TEXT, rid TEXT);
+             CREATE TRIGGER log_insert AFTER INSERT ON events BEGIN INSERT INTO writes VALUES ('insert', NEW.calendar_id, NEW.uid, NEW.recurrence_id); END;
+             CREATE TRIGGER log_update AFTER UPDATE ON events BEGIN INSERT INTO writes VALUES ('update', NEW.calendar_id, NEW.uid, NEW.recurrence_id); END;
+             CREATE TRIGGER log_delete AFTER DELETE ON events BEGIN INSERT INTO writes VALUES ('delete', OLD.calendar_id, OLD.uid, OLD.recurrence_id); END;",
+        )
+        .unwrap();
+    path
+}
+
+/// The rows the triggers logged since the last call, as (op, uid, recurrence id), and forgets
+/// them.
+#[cfg(feature = "sqlite")]
+pub(crate) fn take_writes(store: &calscope::SqliteStore) -> Vec<(String, String, String)> {
+    futures::executor::block_on(store.with_connection(|conn| {
+        let rows = conn
+            .prepare("SELECT op, uid, rid FROM writes ORDER BY rowid")?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        conn.execute("DELETE FROM writes", [])?;
+        Ok(rows)
+    }))
+    .unwrap()
+}
+
+/// Removes a SQLite file and its WAL.
+pub(crate) fn remove_db(path: &std::path::Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+}

@@ -5,12 +5,10 @@
 #![cfg(feature = "google")]
 #![allow(clippy::single_match_else, clippy::cast_possible_wrap, clippy::format_collect, clippy::too_many_lines)] // test code
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use calscope::sqlite::rusqlite::Connection;
 use calscope::testkit::{FixtureCalendar, SourceFixture, run_source_checks};
 use calscope::{
     CalendarAccess, CalendarId, CalendarSource, Engine, ErrorKind, Event, EventStatus, EventTime, FingerprintPolicy,
@@ -20,6 +18,7 @@ use calscope::{
 use futures::StreamExt as _;
 use serde_json::{Value, json};
 
+use crate::common::{counted_db, remove_db, take_writes};
 use crate::emulators::google::{Fault, GoogleEmulator, holiday, timed};
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -496,39 +495,11 @@ fn a_401_refreshes_the_token_once_then_syncs() {
 // ---------------------------------------------------------------------------------------------
 // The motivating bug, counted by the database
 
-/// A file database with triggers logging every row written to `events`.
-fn counted_db(name: &str) -> PathBuf {
-    let path = std::env::temp_dir().join(format!("calscope-google-{name}-{}.db", std::process::id()));
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-    }
-    drop(SqliteStore::open(&path).unwrap());
-    Connection::open(&path)
-        .unwrap()
-        .execute_batch(
-            "CREATE TABLE writes (op TEXT, calendar_id TEXT, uid TEXT);
-             CREATE TRIGGER log_insert AFTER INSERT ON events BEGIN INSERT INTO writes VALUES ('insert', NEW.calendar_id, NEW.uid); END;
-             CREATE TRIGGER log_update AFTER UPDATE ON events BEGIN INSERT INTO writes VALUES ('update', NEW.calendar_id, NEW.uid); END;
-             CREATE TRIGGER log_delete AFTER DELETE ON events BEGIN INSERT INTO writes VALUES ('delete', OLD.calendar_id, OLD.uid); END;",
-        )
-        .unwrap();
-    path
-}
-
-/// (inserts, updates, deletes) since the last call, from the triggers' log.
-fn take_writes(store: &SqliteStore) -> (i64, i64, i64) {
-    calscope_block(store.with_connection(|conn| {
-        let count =
-            |op: &str| conn.query_row("SELECT count(*) FROM writes WHERE op = ?1", [op], |r| r.get::<_, i64>(0));
-        let counts = (count("insert")?, count("update")?, count("delete")?);
-        conn.execute("DELETE FROM writes", [])?;
-        Ok(counts)
-    }))
-    .unwrap()
-}
-
-fn calscope_block<F: std::future::Future>(f: F) -> F::Output {
-    futures::executor::block_on(f)
+/// (inserts, updates, deletes) the triggers logged since the last call.
+fn take_counts(store: &SqliteStore) -> (i64, i64, i64) {
+    let rows = take_writes(store);
+    let count = |op: &str| i64::try_from(rows.iter().filter(|(o, _, _)| o == op).count()).unwrap();
+    (count("insert"), count("update"), count("delete"))
 }
 
 const HOLIDAYS: &str = "en.usa#holiday@group.v.calendar.google.com";
@@ -583,7 +554,7 @@ fn a_thousand_users_sharing_a_holiday_calendar_write_only_real_changes() {
         let started = Instant::now();
         sync_all().await;
         let first = started.elapsed();
-        assert_eq!(take_writes(engine.store()), ((users * (holidays.len() + 2)) as i64, 0, 0));
+        assert_eq!(take_counts(engine.store()), ((users * (holidays.len() + 2)) as i64, 0, 0));
 
         // Google-side churn on every event of every user: etag, updated, sequence, htmlLink,
         // reminders, colorId, self flags, conference data. Each reaches the deltas; none writes.
@@ -591,14 +562,14 @@ fn a_thousand_users_sharing_a_holiday_calendar_write_only_real_changes() {
         let started = Instant::now();
         sync_all().await;
         let churned = started.elapsed();
-        assert_eq!(take_writes(engine.store()), (0, 0, 0), "churn wrote rows");
+        assert_eq!(take_counts(engine.store()), (0, 0, 0), "churn wrote rows");
 
         // One holiday renamed (on every subscriber's copy): exactly one row per calendar.
         for u in 0..users {
             emu.put(&format!("user{u}"), HOLIDAYS, holiday("20261225_a", "Christmas", "2026-12-25"));
         }
         sync_all().await;
-        assert_eq!(take_writes(engine.store()), (0, users as i64, 0));
+        assert_eq!(take_counts(engine.store()), (0, users as i64, 0));
 
         // One user's edit of the shared invite: exactly one row.
         emu.put(
@@ -607,12 +578,10 @@ fn a_thousand_users_sharing_a_holiday_calendar_write_only_real_changes() {
             timed("allhands", "allhands@google.com", "All hands (moved)", "2026-12-04T17:00:00+01:00"),
         );
         sync_all().await;
-        assert_eq!(take_writes(engine.store()), (0, 1, 0));
+        assert_eq!(take_counts(engine.store()), (0, 1, 0));
         eprintln!("google: {users} users × 2 calendars: first sync {first:?}, churned re-sync {churned:?}");
         drop(engine);
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-        }
+        remove_db(&path);
     });
 }
 

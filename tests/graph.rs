@@ -5,11 +5,9 @@
 #![cfg(feature = "graph")]
 #![allow(clippy::format_collect, clippy::too_many_lines)] // test code
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use calscope::sqlite::rusqlite::Connection;
 use calscope::testkit::{FixtureCalendar, SourceFixture, run_source_checks};
 use calscope::{
     CalendarId, CalendarSource, Engine, ErrorKind, Event, EventStatus, FingerprintPolicy, GraphConfig, GraphSource,
@@ -18,6 +16,7 @@ use calscope::{
 use futures::StreamExt as _;
 use serde_json::{Value, json};
 
+use crate::common::{counted_db, remove_db, take_writes};
 use crate::emulators::graph::{GraphEmulator, instance};
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -120,36 +119,6 @@ fn graph_source_passes_the_source_checks() {
 
 // ---------------------------------------------------------------------------------------------
 // Write economy, counted by the database
-
-fn counted_db(name: &str) -> PathBuf {
-    let path = std::env::temp_dir().join(format!("calscope-graph-{name}-{}.db", std::process::id()));
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-    }
-    drop(SqliteStore::open(&path).unwrap());
-    Connection::open(&path)
-        .unwrap()
-        .execute_batch(
-            "CREATE TABLE writes (op TEXT, calendar_id TEXT, uid TEXT, rid TEXT);
-             CREATE TRIGGER log_insert AFTER INSERT ON events BEGIN INSERT INTO writes VALUES ('insert', NEW.calendar_id, NEW.uid, NEW.recurrence_id); END;
-             CREATE TRIGGER log_update AFTER UPDATE ON events BEGIN INSERT INTO writes VALUES ('update', NEW.calendar_id, NEW.uid, NEW.recurrence_id); END;
-             CREATE TRIGGER log_delete AFTER DELETE ON events BEGIN INSERT INTO writes VALUES ('delete', OLD.calendar_id, OLD.uid, OLD.recurrence_id); END;",
-        )
-        .unwrap();
-    path
-}
-
-fn take_writes(store: &SqliteStore) -> Vec<(String, String, String)> {
-    futures::executor::block_on(store.with_connection(|conn| {
-        let rows = conn
-            .prepare("SELECT op, uid, rid FROM writes ORDER BY rowid")?
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-            .collect::<std::result::Result<Vec<_>, _>>()?;
-        conn.execute("DELETE FROM writes", [])?;
-        Ok(rows)
-    }))
-    .unwrap()
-}
 
 /// A weekly series of `n` occurrences from 2026-12-07, plus its master for `GET /me/events`.
 fn series(emu: &GraphEmulator, n: usize) {
@@ -267,9 +236,7 @@ fn churn_replays_and_partial_rows_write_nothing_and_each_real_change_writes_one_
         assert!(r.is_ok(), "{r:?}");
         assert_eq!(take_writes(engine.store()), vec![("delete".to_owned(), "single-4".to_owned(), String::new())]);
         drop(engine);
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-        }
+        remove_db(&path);
     });
 }
 
