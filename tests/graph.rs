@@ -481,3 +481,43 @@ fn the_sync_example_syncs_one_graph_calendar_or_the_whole_mailbox() {
         let _ = std::fs::remove_file(&db);
     });
 }
+
+#[test]
+fn a_next_link_to_another_origin_is_refused_before_a_token_is_sent() {
+    runtime().block_on(async {
+        // A second server that records every Authorization header it receives.
+        let seen = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let recorder = {
+            let seen = Arc::clone(&seen);
+            axum::Router::new().fallback(move |headers: axum::http::HeaderMap| {
+                let seen = Arc::clone(&seen);
+                async move {
+                    let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("none").to_owned();
+                    seen.lock().unwrap().push(auth);
+                    "{}"
+                }
+            })
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let other = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, recorder).await.unwrap() });
+
+        let emu = start().await;
+        for i in 0..3 {
+            emu.put(
+                "ann",
+                "AAMkCal1",
+                instance(&format!("A{i}"), "singleInstance", &format!("a{i}"), "A", "2026-12-02T10:00:00", None),
+            );
+        }
+        emu.foreign_links(Some(format!("http://{other}/v1.0")));
+        let source =
+            GraphSource::calendar(CalendarId::new("ann").unwrap(), "AAMkCal1", config(&emu, "tok-ann").page_size(1))
+                .unwrap();
+        let store = Arc::new(MemoryStore::new());
+        let r = Engine::new(Arc::clone(&store)).sync(&source, &CalendarId::new("ann").unwrap()).await;
+        assert_eq!(r.error_kind, Some(ErrorKind::ScopeViolation), "{r:?}");
+        assert!(seen.lock().unwrap().is_empty(), "the other origin got a request: {:?}", seen.lock().unwrap());
+        assert!(store.events(&CalendarId::new("ann").unwrap()).is_empty(), "nothing written");
+    });
+}

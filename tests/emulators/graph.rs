@@ -78,6 +78,8 @@ struct Inner {
     partial_occurrences: bool,
     sync_state_not_found: bool,
     delay: Option<Duration>,
+    /// Another origin to hand out in nextLinks (a hostile or broken server).
+    foreign_links: Option<String>,
     in_flight: HashMap<String, usize>,
     max_in_flight: HashMap<String, usize>,
     log: Vec<String>,
@@ -217,6 +219,11 @@ impl GraphEmulator {
     /// Expired tokens answer 400 `syncStateNotFound` instead of 410.
     pub(crate) fn sync_state_not_found(&self, on: bool) {
         self.with(|i| i.sync_state_not_found = on);
+    }
+
+    /// Hands out nextLinks on `base` (another origin) from now on.
+    pub(crate) fn foreign_links(&self, base: Option<String>) {
+        self.with(|i| i.foreign_links = base);
     }
 
     pub(crate) fn delay(&self, delay: Option<Duration>) {
@@ -422,8 +429,8 @@ fn serve_delta(i: &mut Inner, account: &str, calendar: &str, query: Option<&str>
             json!(format!("{}/me/calendars/{calendar}/calendarView/delta?$deltatoken={name}", i.base));
         i.issued.insert(name, token);
     } else {
-        body["@odata.nextLink"] =
-            json!(format!("{}/me/calendars/{calendar}/calendarView/delta?$skiptoken={name}", i.base));
+        let base = i.foreign_links.clone().unwrap_or_else(|| i.base.clone());
+        body["@odata.nextLink"] = json!(format!("{base}/me/calendars/{calendar}/calendarView/delta?$skiptoken={name}"));
         i.sessions.insert(name, (remaining, token, served + 1));
     }
     ok(&body)
