@@ -7,6 +7,7 @@ mod common;
 mod corpus;
 mod emulators;
 mod engine;
+mod fuzz_seeds;
 mod golden;
 mod google;
 mod graph;

@@ -1,0 +1,11 @@
+//! Google event JSON → calscope event: no panic, one well-formed VEVENT, a stable
+//! fingerprint (see `fuzz/checks.rs`).
+
+#![no_main]
+
+#[path = "../checks.rs"]
+mod checks;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let _ = checks::google_event(data);
+});

@@ -1,0 +1,36 @@
+//! Every fuzz target's seeds (`fuzz/seeds/TARGET/`) replayed as ordinary tests, on the stable
+//! compiler: the checks the fuzzers assert (`fuzz/checks.rs`) hold for each seed, and a crash
+//! the fuzzers found, once added as a seed, stays fixed.
+
+#![cfg(all(feature = "google", feature = "graph"))]
+
+use std::path::Path;
+
+#[path = "../fuzz/checks.rs"]
+mod checks;
+
+fn replay(target: &str, check: fn(&[u8]) -> bool) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds").join(target);
+    let mut seeds: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    seeds.sort();
+    assert!(seeds.len() >= 5, "{} seeds in {}", seeds.len(), dir.display());
+    let mut mapped = 0;
+    for seed in &seeds {
+        let data = std::fs::read(seed).unwrap();
+        let run = std::panic::catch_unwind(|| check(&data));
+        assert!(run.is_ok(), "{} fails its check", seed.display());
+        mapped += usize::from(run.unwrap_or(false));
+    }
+    // The seeds reach the checks: most of them are events (the rest removals and partial rows).
+    assert!(mapped * 3 >= seeds.len() * 2, "only {mapped} of {} seeds mapped to an event", seeds.len());
+}
+
+#[test]
+fn google_event_seeds_hold() {
+    replay("google_event", checks::google_event);
+}
+
+#[test]
+fn graph_event_seeds_hold() {
+    replay("graph_event", checks::graph_event);
+}
