@@ -451,7 +451,17 @@ fn a_page_over_the_size_cap_or_an_endless_paging_fails_and_writes_nothing() {
                 .unwrap();
         let r = engine.sync(&capped, &cal).await;
         assert_eq!(r.error_kind, Some(ErrorKind::LimitExceeded), "{r:?}");
+        emu.short_pages(None, None);
+        let few =
+            GoogleSource::calendar(CalendarId::new("alice").unwrap(), ALICE, config(&emu, "tok-alice").max_events(29))
+                .unwrap();
+        let r = engine.sync(&few, &cal).await;
+        assert_eq!(r.error_kind, Some(ErrorKind::LimitExceeded), "more events than the cap: {r:?}");
         assert!(store.events(&cal).is_empty());
+        let enough =
+            GoogleSource::calendar(CalendarId::new("alice").unwrap(), ALICE, config(&emu, "tok-alice").max_events(30))
+                .unwrap();
+        assert_eq!(engine.sync(&enough, &cal).await.inserted, 30);
     });
 }
 

@@ -521,3 +521,34 @@ fn a_next_link_to_another_origin_is_refused_before_a_token_is_sent() {
         assert!(store.events(&CalendarId::new("ann").unwrap()).is_empty(), "nothing written");
     });
 }
+
+#[test]
+fn endless_rounds_oversized_rounds_and_foreign_locations_fail_and_write_nothing() {
+    runtime().block_on(async {
+        let emu = start().await;
+        for i in 0..6 {
+            emu.put(
+                "ann",
+                "AAMkCal1",
+                instance(&format!("A{i}"), "singleInstance", &format!("a{i}"), "A", "2026-12-02T10:00:00", None),
+            );
+        }
+        let cal = CalendarId::new("ann").unwrap();
+        let store = Arc::new(MemoryStore::new());
+        let engine = Engine::new(Arc::clone(&store));
+        let make = |c: GraphConfig| GraphSource::calendar(cal.clone(), "AAMkCal1", c).unwrap();
+        let r = engine.sync(&make(config(&emu, "tok-ann").page_size(1).max_pages(3)), &cal).await;
+        assert_eq!(r.error_kind, Some(ErrorKind::LimitExceeded), "more pages than the cap: {r:?}");
+        let r = engine.sync(&make(config(&emu, "tok-ann").max_events(5)), &cal).await;
+        assert_eq!(r.error_kind, Some(ErrorKind::LimitExceeded), "more rows than the cap: {r:?}");
+        assert!(store.events(&cal).is_empty());
+        // A 410 whose Location leaves the API's origin: refused before it is sent.
+        let source = make(config(&emu, "tok-ann"));
+        assert_eq!(engine.sync(&source, &cal).await.inserted, 6);
+        emu.expire("ann", "AAMkCal1");
+        emu.foreign_links(Some("http://127.0.0.1:9/v1.0".to_owned()));
+        let r = engine.sync(&source, &cal).await;
+        assert_eq!(r.error_kind, Some(ErrorKind::ScopeViolation), "{r:?}");
+        assert_eq!(store.events(&cal).len(), 6, "nothing deleted");
+    });
+}

@@ -3,6 +3,7 @@
 
 #![no_main]
 
+#[allow(dead_code)] // each target uses one of the checks
 #[path = "../checks.rs"]
 mod checks;
 

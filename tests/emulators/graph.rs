@@ -379,8 +379,9 @@ fn serve_delta(i: &mut Inner, account: &str, calendar: &str, query: Option<&str>
                 }
                 let (s, e) = (t.start.format("%Y-%m-%dT%H:%M:%SZ"), t.end.format("%Y-%m-%dT%H:%M:%SZ"));
                 let mut response = error(410, "SyncStateInvalid");
+                let base = i.foreign_links.clone().unwrap_or_else(|| i.base.clone());
                 let location =
-                    format!("{}/me/calendars/{calendar}/calendarView/delta?startDateTime={s}&endDateTime={e}", i.base);
+                    format!("{base}/me/calendars/{calendar}/calendarView/delta?startDateTime={s}&endDateTime={e}");
                 response.headers_mut().insert(header::LOCATION, location.parse().unwrap());
                 return response;
             }

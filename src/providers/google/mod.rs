@@ -39,9 +39,12 @@ pub struct GoogleConfig {
     /// Credentials ([`HttpAuth::Token`](crate::HttpAuth::Token) with the host's token
     /// provider, or a fixed bearer token), timeouts, the size cap of one page and the retries.
     pub http: HttpConfig,
-    /// Most pages one fetch follows (default 10,000, i.e. 25 million events): a server that
-    /// pages forever stops there with [`ErrorKind::LimitExceeded`] and nothing written.
+    /// Most pages one fetch follows (default 10,000): a server that pages forever (or repeats
+    /// a page token) stops there with [`ErrorKind::LimitExceeded`] and nothing written.
     pub max_pages: usize,
+    /// Most events one fetch accepts for a calendar (default 500,000): past it the fetch fails
+    /// with [`ErrorKind::LimitExceeded`] and nothing is written.
+    pub max_events: usize,
     /// How events are fingerprinted. Default [`FingerprintPolicy::default`].
     pub policy: FingerprintPolicy,
 }
@@ -52,6 +55,7 @@ impl Default for GoogleConfig {
             api: GOOGLE_API.to_owned(),
             http: HttpConfig::default(),
             max_pages: 10_000,
+            max_events: 500_000,
             policy: FingerprintPolicy::default(),
         }
     }
@@ -76,6 +80,13 @@ impl GoogleConfig {
     #[must_use]
     pub fn max_pages(mut self, n: usize) -> Self {
         self.max_pages = n.max(1);
+        self
+    }
+
+    /// Sets the most events one fetch accepts for a calendar.
+    #[must_use]
+    pub fn max_events(mut self, n: usize) -> Self {
+        self.max_events = n;
         self
     }
 }
@@ -284,6 +295,16 @@ impl GoogleSource {
                 Err(e) => return Err(self.explain(google, e).await),
             };
             items.extend(page.items);
+            if items.len() > self.config.max_events {
+                return Err(Error::new(
+                    ErrorKind::LimitExceeded,
+                    format!(
+                        "{}: calendar {google} holds more than {} events",
+                        self.client.shown(),
+                        self.config.max_events
+                    ),
+                ));
+            }
             match page.next_page_token {
                 Some(next) if !seen.insert(next.clone()) => return Err(self.endless("events.list")),
                 Some(next) => page_token = Some(next),

@@ -52,9 +52,12 @@ pub struct GraphConfig {
     pub window_step: Duration,
     /// Rows per page asked for (`Prefer: odata.maxpagesize`). Default 1,000.
     pub page_size: u32,
-    /// Most pages one fetch follows (default 10,000): a server that pages forever stops there
-    /// with [`ErrorKind::LimitExceeded`] and nothing written.
+    /// Most pages one fetch follows (default 10,000): a server that pages forever (or repeats
+    /// a link) stops there with [`ErrorKind::LimitExceeded`] and nothing written.
     pub max_pages: usize,
+    /// Most rows one round accepts for a calendar (default 500,000): past it the fetch fails
+    /// with [`ErrorKind::LimitExceeded`] and nothing is written.
+    pub max_events: usize,
     /// How events are fingerprinted. Default [`FingerprintPolicy::default`].
     pub policy: FingerprintPolicy,
 }
@@ -69,6 +72,7 @@ impl Default for GraphConfig {
             window_step: Duration::days(7),
             page_size: 1000,
             max_pages: 10_000,
+            max_events: 500_000,
             policy: FingerprintPolicy::default(),
         }
     }
@@ -115,6 +119,13 @@ impl GraphConfig {
     #[must_use]
     pub fn max_pages(mut self, n: usize) -> Self {
         self.max_pages = n.max(1);
+        self
+    }
+
+    /// Sets the most rows one round accepts for a calendar.
+    #[must_use]
+    pub fn max_events(mut self, n: usize) -> Self {
+        self.max_events = n;
         self
     }
 }
@@ -358,6 +369,12 @@ impl GraphSource {
             };
             for row in page.value {
                 round.add(row);
+            }
+            if round.rows.len() > self.config.max_events {
+                return Err(Error::new(
+                    ErrorKind::LimitExceeded,
+                    format!("{}: a round of more than {} rows", self.client.shown(), self.config.max_events),
+                ));
             }
             match (page.next_link, page.delta_link) {
                 (Some(next), _) => {
