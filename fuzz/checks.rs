@@ -16,6 +16,29 @@ pub(crate) fn graph_event(data: &[u8]) -> bool {
     check(data, GraphSource::event_from_json)
 }
 
+/// The collection the CalDAV target's answers are for.
+const COLLECTION: &str = "https://dav.example.com/cal/ann/work/";
+
+/// A CalDAV multistatus answer: no panic; every href calscope accepts names a member of the
+/// collection (same origin, under its path, no dot segments, not the collection itself), and
+/// parsing is a function of the bytes. Whether the answer parsed.
+pub(crate) fn caldav_multistatus(data: &[u8]) -> bool {
+    let Some(members) = calscope::__fuzz::fuzz_multistatus(COLLECTION, data) else { return false };
+    for (href, url, _) in &members {
+        let Some(url) = url else { continue };
+        assert!(url.starts_with(COLLECTION) && url.len() > COLLECTION.len(), "{href:?} accepted as {url}");
+        let path = url.trim_start_matches("https://dav.example.com");
+        assert!(!path.split('/').any(|s| s == ".." || s == "."), "{href:?} accepted as {url}");
+        assert!(!url.contains(['?', '#', '\\']), "{href:?} accepted as {url}");
+    }
+    assert_eq!(
+        calscope::__fuzz::fuzz_multistatus(COLLECTION, data),
+        Some(members),
+        "parsing is a function of the bytes"
+    );
+    true
+}
+
 /// Whatever the bytes: no panic; an event that maps is one well-formed VEVENT (nothing in the
 /// JSON ended a line or began a component), maps again to the same fingerprint, and re-reads
 /// from its own text with the same key and fingerprint.

@@ -159,6 +159,13 @@ pub mod postgres {
     pub use deadpool_postgres::tokio_postgres;
 }
 
+/// Entry points for the fuzz targets (`fuzz/`) and their seed replay; not part of the API.
+#[doc(hidden)]
+pub mod __fuzz {
+    #[cfg(feature = "caldav")]
+    pub use crate::providers::caldav::fuzz_multistatus;
+}
+
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;

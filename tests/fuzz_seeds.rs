@@ -2,7 +2,7 @@
 //! compiler: the checks the fuzzers assert (`fuzz/checks.rs`) hold for each seed, and a crash
 //! the fuzzers found, once added as a seed, stays fixed.
 
-#![cfg(all(feature = "google", feature = "graph"))]
+#![cfg(all(feature = "google", feature = "graph", feature = "caldav"))]
 
 use std::path::Path;
 
@@ -33,4 +33,24 @@ fn google_event_seeds_hold() {
 #[test]
 fn graph_event_seeds_hold() {
     replay("graph_event", checks::graph_event);
+}
+
+#[test]
+fn caldav_multistatus_seeds_hold() {
+    replay("caldav_multistatus", checks::caldav_multistatus);
+}
+
+#[test]
+fn hostile_hrefs_are_refused_and_members_kept() {
+    let body =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/caldav_multistatus/hostile_hrefs.xml"))
+            .unwrap();
+    let members = calscope::__fuzz::fuzz_multistatus("https://dav.example.com/cal/ann/work/", &body).unwrap();
+    let accepted: Vec<&str> = members.iter().filter_map(|(_, url, _)| url.as_deref()).collect();
+    assert_eq!(accepted, ["https://dav.example.com/cal/ann/work/ok.ics"]);
+    let multiget =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/caldav_multistatus/multiget.xml"))
+            .unwrap();
+    let members = calscope::__fuzz::fuzz_multistatus("https://dav.example.com/cal/ann/work/", &multiget).unwrap();
+    assert_eq!(members[0].2, 1, "the calendar data holds one event: {members:?}");
 }

@@ -470,3 +470,33 @@ impl CalendarSource for CalDavSource {
         self.fetch_collection(col, request).await
     }
 }
+
+/// What calscope makes of a multistatus answer for `collection`, for the fuzz targets and
+/// their seed replay: `None` when the answer is refused whole, else each response's href with
+/// the member URL calscope would fetch (`None` when the href is refused), and the number of
+/// events its calendar data holds. Not part of the API.
+#[doc(hidden)]
+#[must_use]
+pub fn fuzz_multistatus(collection: &str, body: &[u8]) -> Option<Vec<(String, Option<String>, usize)>> {
+    let collection = Url::parse(collection).ok()?;
+    let calendar = CalendarId::new("fuzz").ok()?;
+    let parsed = wire::parse_multistatus(body).ok()?;
+    let options = ReadOptions::default();
+    Some(
+        parsed
+            .responses
+            .iter()
+            .map(|r| {
+                let url = member(&collection, &r.href, false).ok().map(|u| u.to_string());
+                let events = r
+                    .props
+                    .calendar_data
+                    .as_deref()
+                    .filter(|_| url.is_some())
+                    .and_then(|data| read_resource(&calendar, &r.href, r.props.etag.as_deref(), data, &options).ok())
+                    .map_or(0, |(events, _)| events.len());
+                (r.href.clone(), url, events)
+            })
+            .collect(),
+    )
+}
