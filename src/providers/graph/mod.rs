@@ -347,7 +347,10 @@ impl GraphSource {
         let now = Utc::now();
         // Whole seconds: the window goes into URLs and cursors as text.
         let now = DateTime::from_timestamp(now.timestamp(), 0).unwrap_or(now);
-        Window { start: now - self.config.window_back, end: now + self.config.window_ahead }
+        // A window reaching past chrono's range is cut at its ends, never a panic.
+        let start = now.checked_sub_signed(self.config.window_back).unwrap_or(DateTime::<Utc>::MIN_UTC);
+        let end = now.checked_add_signed(self.config.window_ahead).unwrap_or(DateTime::<Utc>::MAX_UTC);
+        Window { start, end }
     }
 
     fn initial(&self, graph: &str, window: Window) -> Result<Url> {
