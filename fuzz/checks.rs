@@ -1,6 +1,7 @@
 //! What the JSON fuzz targets assert, shared with the seed replay in `tests/fuzz_seeds.rs`
 //! (which runs every seed as an ordinary test, on a stable compiler, in CI).
 
+use calscope::busy::{BusyInterval, merge, spans};
 use calscope::{CalendarId, Event, FingerprintPolicy, GoogleSource, GraphSource, Result};
 
 /// A provider's mapping of one JSON event to the event calscope stores.
@@ -60,4 +61,56 @@ fn check(data: &[u8], map: Map) -> bool {
     assert_eq!(reread.key(), event.key());
     assert_eq!(reread.fingerprint(), event.fingerprint());
     true
+}
+
+/// Busy intervals from bytes: each 9 bytes are a start and a length in minutes (two 32-bit
+/// numbers, so starts reach far around the epoch) and a tentative flag; the window is the first
+/// interval's span when it has one.
+fn intervals(data: &[u8]) -> (Vec<BusyInterval>, chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>) {
+    let at = |minutes: i64| chrono::DateTime::from_timestamp(minutes * 60, 0).unwrap_or_default();
+    let mut out = Vec::new();
+    for chunk in data.chunks_exact(9) {
+        let start = i64::from(i32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]) / 64);
+        let length = i64::from(i32::from_le_bytes([chunk[4], chunk[5], chunk[6], chunk[7]]) % 10_000);
+        out.push(BusyInterval::new(at(start), at(start + length), chunk[8] & 1 == 1));
+    }
+    let (from, to) = match out.first() {
+        Some(w) if w.start < w.end => (w.start, w.end),
+        _ => (at(i64::from(i32::MIN / 64)), at(i64::from(i32::MAX / 64) + 10_000)),
+    };
+    (out, from, to)
+}
+
+/// Whatever the intervals: the merge is sorted, disjoint, inside the window, maximal (no two
+/// touching intervals of one kind), and covers each instant exactly as the input does (busy
+/// where any interval is busy, tentative where only tentative ones are). Whether any busy time
+/// remained.
+pub(crate) fn busy_merge(data: &[u8]) -> bool {
+    let (input, from, to) = intervals(data);
+    let merged = merge(input.iter().copied(), from, to);
+    for pair in merged.windows(2) {
+        let (a, b) = (pair[0], pair[1]);
+        assert!(a.end <= b.start, "not sorted and disjoint: {a:?} {b:?}");
+        assert!(a.end < b.start || a.tentative != b.tentative, "not maximal: {a:?} {b:?}");
+    }
+    let state = |set: &[BusyInterval], t| {
+        let covering = set.iter().filter(|i| i.start <= t && t < i.end);
+        covering.fold(None, |acc: Option<bool>, i| Some(acc.unwrap_or(true) && i.tentative))
+    };
+    let clipped: Vec<BusyInterval> = input
+        .iter()
+        .map(|i| BusyInterval::new(i.start.max(from), i.end.min(to), i.tentative))
+        .filter(|i| i.start < i.end)
+        .collect();
+    for i in &merged {
+        assert!(i.start < i.end && i.start >= from && i.end <= to, "outside the window or empty: {i:?}");
+    }
+    for probe in clipped.iter().chain(&merged).flat_map(|i| [i.start, i.end]) {
+        assert_eq!(state(&merged, probe), state(&clipped, probe), "at {probe}: {merged:?} from {clipped:?}");
+    }
+    let plain = spans(&merged);
+    for pair in plain.windows(2) {
+        assert!(pair[0].1 < pair[1].0, "spans touch: {plain:?}");
+    }
+    !merged.is_empty()
 }

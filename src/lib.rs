@@ -99,6 +99,7 @@ pub mod ics;
 mod id;
 mod plan;
 mod providers;
+mod recur;
 mod source;
 mod state;
 mod store;
@@ -132,6 +133,7 @@ pub use providers::http::retry::RetryPolicy;
 pub use providers::http::token::{Secret, StaticToken, TokenProvider};
 pub use providers::ics::IcsSource;
 pub use providers::memory::MemorySource;
+pub use recur::{Busy, BusyInterval};
 pub use source::{
     CalendarAccess, CalendarInfo, CalendarSource, Capabilities, Changes, Delta, FetchRequest, Fetched, Snapshot,
 };
@@ -157,6 +159,12 @@ pub mod postgres {
     pub use crate::stores::postgres::{PostgresConfig, PostgresStore, SCHEMA_VERSION};
     pub use deadpool_postgres;
     pub use deadpool_postgres::tokio_postgres;
+}
+
+/// Availability: the busy rule ([`Busy::of`]) and the merging of busy intervals ([`merge`](busy::merge),
+/// [`spans`](busy::spans)), pure and without I/O.
+pub mod busy {
+    pub use crate::recur::{Busy, BusyInterval, merge, spans};
 }
 
 /// Entry points for the fuzz targets (`fuzz/`) and their seed replay; not part of the API.

@@ -54,3 +54,8 @@ fn hostile_hrefs_are_refused_and_members_kept() {
     let members = calscope::__fuzz::fuzz_multistatus("https://dav.example.com/cal/ann/work/", &multiget).unwrap();
     assert_eq!(members[0].2, 1, "the calendar data holds one event: {members:?}");
 }
+
+#[test]
+fn busy_merge_seeds_hold() {
+    replay("busy_merge", checks::busy_merge);
+}

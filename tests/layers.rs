@@ -18,6 +18,7 @@ const FLOORS: &[&[&str]] = &[
     &["fingerprint", "details"],
     &["analyze"],
     &["event"],
+    &["recur"],
     &["state"],
     &["source"],
     &["plan"],
