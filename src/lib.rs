@@ -76,6 +76,9 @@
 //! `Retry-After`, size caps, timeouts, same-origin confinement, redaction, the host's
 //! `TokenProvider`).
 //!
+//! Availability so far: the busy rule and busy-interval merging ([`busy`]); recurrence expansion
+//! is not part of calscope yet.
+//!
 //! # Crate features
 //!
 //! | feature | what it adds |
