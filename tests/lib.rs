@@ -17,6 +17,7 @@ mod layers;
 mod planner;
 mod postgres;
 mod props;
+mod secrets;
 mod sources;
 mod stores;
 mod sync_example;
