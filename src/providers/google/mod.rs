@@ -8,7 +8,7 @@ mod client;
 mod map;
 mod wire;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -22,6 +22,8 @@ use crate::providers::http::config::HttpConfig;
 use crate::source::{
     CalendarAccess, CalendarInfo, CalendarSource, Capabilities, Changes, Delta, FetchRequest, Fetched, Snapshot,
 };
+
+use crate::providers::pages::Pages;
 
 use client::{GoogleClient, Listed};
 use map::{Mapped, map_event};
@@ -234,32 +236,18 @@ impl GoogleSource {
         }
         let mut all = Vec::new();
         let mut page_token: Option<String> = None;
-        let mut seen = HashSet::new();
-        for _ in 0..self.config.max_pages {
+        let mut pages = Pages::new("calendarList", self.client.shown(), self.config.max_pages, usize::MAX);
+        loop {
             let page = self.client.calendar_list(page_token.as_deref()).await?;
+            pages.page(page.items.len())?;
             all.extend(page.items.into_iter().filter(|c| !c.deleted));
-            match page.next_page_token {
-                Some(next) if !seen.insert(next.clone()) => return Err(self.endless("calendarList")),
-                Some(next) => page_token = Some(next),
-                None => {
-                    let all = Arc::new(all);
-                    *self.listed.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(&all));
-                    return Ok(all);
-                }
-            }
+            let Some(next) = page.next_page_token else { break };
+            pages.next(&next)?;
+            page_token = Some(next);
         }
-        Err(self.endless("calendarList"))
-    }
-
-    fn endless(&self, what: &str) -> Error {
-        Error::new(
-            ErrorKind::LimitExceeded,
-            format!(
-                "{}: {what} paged past {} pages or repeated a page token",
-                self.client.shown(),
-                self.config.max_pages
-            ),
-        )
+        let all = Arc::new(all);
+        *self.listed.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(&all));
+        Ok(all)
     }
 
     fn info(id: CalendarId, entry: &CalendarListEntry) -> CalendarInfo {
@@ -287,40 +275,28 @@ impl GoogleSource {
     async fn listing(&self, google: &str, sync_token: Option<&str>) -> Result<Option<(Vec<GoogleEvent>, String)>> {
         let mut items = Vec::new();
         let mut page_token: Option<String> = None;
-        let mut seen = HashSet::new();
-        for _ in 0..self.config.max_pages {
+        let mut pages = Pages::new("events.list", self.client.shown(), self.config.max_pages, self.config.max_events);
+        loop {
             let page = match self.client.events(google, sync_token, page_token.as_deref()).await {
                 Ok(Listed::Page(page)) => page,
                 Ok(Listed::Gone) => return Ok(None),
                 Err(e) => return Err(self.explain(google, e).await),
             };
+            pages.page(page.items.len())?;
             items.extend(page.items);
-            if items.len() > self.config.max_events {
-                return Err(Error::new(
-                    ErrorKind::LimitExceeded,
-                    format!(
-                        "{}: calendar {google} holds more than {} events",
-                        self.client.shown(),
-                        self.config.max_events
-                    ),
-                ));
-            }
-            match page.next_page_token {
-                Some(next) if !seen.insert(next.clone()) => return Err(self.endless("events.list")),
-                Some(next) => page_token = Some(next),
-                None => {
-                    let token = page.next_sync_token.filter(|t| !t.is_empty() && !t.contains(['\r', '\n']));
-                    let token = token.ok_or_else(|| {
-                        Error::new(
-                            ErrorKind::Parse,
-                            format!("{}: the last events.list page has no nextSyncToken", self.client.shown()),
-                        )
-                    })?;
-                    return Ok(Some((items, token)));
-                }
-            }
+            let Some(next) = page.next_page_token else {
+                let token = page.next_sync_token.filter(|t| !t.is_empty() && !t.contains(['\r', '\n']));
+                let token = token.ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::Parse,
+                        format!("{}: the last events.list page has no nextSyncToken", self.client.shown()),
+                    )
+                })?;
+                return Ok(Some((items, token)));
+            };
+            pages.next(&next)?;
+            page_token = Some(next);
         }
-        Err(self.endless("events.list"))
     }
 
     /// A 403 or 404 to a calendar the account sees as free/busy only says so.

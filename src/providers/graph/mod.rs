@@ -10,7 +10,7 @@ mod client;
 mod map;
 mod wire;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -26,6 +26,8 @@ use crate::providers::http::config::HttpConfig;
 use crate::source::{
     CalendarAccess, CalendarInfo, CalendarSource, Capabilities, Changes, Delta, FetchRequest, Fetched, Snapshot,
 };
+
+use crate::providers::pages::Pages;
 
 use client::{Answered, GraphClient};
 use map::{fill_from_master, is_partial, map_event};
@@ -293,39 +295,29 @@ impl GraphSource {
         }
         let mut all: Vec<GraphCalendar> = Vec::new();
         let mut url = self.client.url(&["me", "calendars"])?;
-        let mut seen = HashSet::new();
-        for _ in 0..self.config.max_pages {
+        let mut pages = Pages::new("calendars", self.client.shown(), self.config.max_pages, usize::MAX);
+        loop {
             let page = self.client.calendars(url.clone()).await?;
+            pages.page(page.value.len())?;
             all.extend(page.value);
-            match page.next_link {
-                Some(next) if !seen.insert(next.clone()) => return Err(self.endless("calendars")),
-                Some(next) => url = self.client.link(&next)?,
-                None => {
-                    let mut names: HashMap<String, usize> = HashMap::new();
-                    let unique: Vec<(String, GraphCalendar)> = all
-                        .into_iter()
-                        .map(|c| {
-                            let base = c.name.clone().filter(|n| !n.trim().is_empty()).unwrap_or_else(|| c.id.clone());
-                            let n = names.entry(base.clone()).or_insert(0);
-                            *n += 1;
-                            let name = if *n == 1 { base } else { format!("{base}~{n}") };
-                            (name, c)
-                        })
-                        .collect();
-                    let unique = Arc::new(unique);
-                    *self.listed.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(&unique));
-                    return Ok(unique);
-                }
-            }
+            let Some(next) = page.next_link else { break };
+            pages.next(&next)?;
+            url = self.client.link(&next)?;
         }
-        Err(self.endless("calendars"))
-    }
-
-    fn endless(&self, what: &str) -> Error {
-        Error::new(
-            ErrorKind::LimitExceeded,
-            format!("{}: {what} paged past {} pages or repeated a link", self.client.shown(), self.config.max_pages),
-        )
+        let mut names: HashMap<String, usize> = HashMap::new();
+        let unique: Vec<(String, GraphCalendar)> = all
+            .into_iter()
+            .map(|c| {
+                let base = c.name.clone().filter(|n| !n.trim().is_empty()).unwrap_or_else(|| c.id.clone());
+                let n = names.entry(base.clone()).or_insert(0);
+                *n += 1;
+                let name = if *n == 1 { base } else { format!("{base}~{n}") };
+                (name, c)
+            })
+            .collect();
+        let unique = Arc::new(unique);
+        *self.listed.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(&unique));
+        Ok(unique)
     }
 
     /// The Graph calendar id behind a host id.
@@ -364,26 +356,20 @@ impl GraphSource {
     async fn round(&self, url: Url) -> Result<std::result::Result<(Round, String), Option<Url>>> {
         let mut round = Round::default();
         let mut url = url;
-        let mut seen = HashSet::new();
-        for _ in 0..self.config.max_pages {
+        let mut pages =
+            Pages::new("calendarView/delta", self.client.shown(), self.config.max_pages, self.config.max_events);
+        loop {
             let page = match self.client.delta(url.clone()).await? {
                 Answered::Page(page) => page,
                 Answered::Gone(location) => return Ok(Err(location)),
             };
+            pages.page(page.value.len())?;
             for row in page.value {
                 round.add(row);
             }
-            if round.rows.len() > self.config.max_events {
-                return Err(Error::new(
-                    ErrorKind::LimitExceeded,
-                    format!("{}: a round of more than {} rows", self.client.shown(), self.config.max_events),
-                ));
-            }
             match (page.next_link, page.delta_link) {
                 (Some(next), _) => {
-                    if !seen.insert(next.clone()) {
-                        return Err(self.endless("calendarView/delta"));
-                    }
+                    pages.next(&next)?;
                     url = self.client.link(&next)?;
                 }
                 (None, Some(delta)) => {
@@ -405,7 +391,6 @@ impl GraphSource {
                 }
             }
         }
-        Err(self.endless("calendarView/delta"))
     }
 
     /// The round's rows as events and removed hrefs; partial rows filled from their masters.
