@@ -160,6 +160,7 @@ impl Event {
 
     /// The fingerprint and digest bytes without keeping the canonical form (a store writing
     /// an event once needs them once).
+    #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))] // the SQL stores'
     pub(crate) fn fingerprint_and_digest(&self) -> (Fingerprint, Vec<u8>) {
         if let Some(c) = self.canon.get() {
             return (c.fingerprint, c.digest.to_bytes());
@@ -231,6 +232,7 @@ impl Event {
     }
 
     /// The text, sharing its buffer (for stores that write it on another thread).
+    #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))] // the SQL stores'
     pub(crate) fn raw_text(&self) -> RawText {
         self.raw.clone()
     }
