@@ -11,6 +11,8 @@ pub(crate) mod http;
 pub(crate) mod ics;
 pub(crate) mod memory;
 #[cfg(any(feature = "google", feature = "graph"))]
+pub(crate) mod naming;
+#[cfg(any(feature = "google", feature = "graph"))]
 pub(crate) mod pages;
 #[cfg(any(feature = "google", feature = "graph"))]
 pub(crate) mod vevent;

@@ -4,9 +4,9 @@
 use url::Url;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::providers::http::client::{HttpClient, Redirects, Request, Response};
+use crate::providers::http::api::JsonApi;
+use crate::providers::http::client::{Request, Response};
 use crate::providers::http::config::HttpConfig;
-use crate::providers::http::origin::parse_server_url;
 
 use super::wire::{CalendarListPage, EventsPage, GoogleEvent, error_reason};
 
@@ -31,44 +31,28 @@ pub(crate) enum Listed {
 
 /// The client of one API root.
 pub(crate) struct GoogleClient {
-    http: HttpClient,
-    root: Url,
+    api: JsonApi,
 }
 
 impl GoogleClient {
     /// A client for `api` (`https://www.googleapis.com/calendar/v3` or an emulator's root).
     pub(crate) fn new(api: &str, http: HttpConfig) -> Result<Self> {
-        let (mut root, _) = parse_server_url(api, "Google API")?;
-        if !root.path().ends_with('/') {
-            let path = format!("{}/", root.path());
-            root.set_path(&path);
-        }
-        let http = HttpClient::new(&root, http, Redirects::SameOrigin)?;
-        Ok(Self { http, root })
+        Ok(Self { api: JsonApi::new(api, "Google API", http)? })
     }
 
     /// The API's origin, as errors show it.
     pub(crate) fn shown(&self) -> &str {
-        self.http.shown()
+        self.api.http.shown()
     }
 
     /// Requests sent so far.
     pub(crate) fn requests(&self) -> u64 {
-        self.http.requests()
-    }
-
-    fn url(&self, segments: &[&str]) -> Result<Url> {
-        let mut url = self.root.clone();
-        url.path_segments_mut()
-            .map_err(|()| Error::invalid("the Google API root cannot hold a path"))?
-            .pop_if_empty()
-            .extend(segments);
-        Ok(url)
+        self.api.http.requests()
     }
 
     /// One page of the account's calendars.
     pub(crate) async fn calendar_list(&self, page_token: Option<&str>) -> Result<CalendarListPage> {
-        let mut url = self.url(&["users", "me", "calendarList"])?;
+        let mut url = self.api.url(&["users", "me", "calendarList"])?;
         {
             let mut q = url.query_pairs_mut();
             q.append_pair("maxResults", MAX_CALENDARS);
@@ -80,7 +64,7 @@ impl GoogleClient {
         if answer.status != 200 {
             return Err(self.error("calendarList", &answer));
         }
-        self.json("calendarList", &answer.body)
+        self.api.json("calendarList", &answer.body)
     }
 
     /// One page of `events.list` for `calendar`: the pinned query, with the sync token when
@@ -91,7 +75,7 @@ impl GoogleClient {
         sync_token: Option<&str>,
         page_token: Option<&str>,
     ) -> Result<Listed> {
-        let mut url = self.url(&["calendars", calendar, "events"])?;
+        let mut url = self.api.url(&["calendars", calendar, "events"])?;
         {
             let mut q = url.query_pairs_mut();
             q.append_pair("maxResults", MAX_RESULTS);
@@ -108,7 +92,7 @@ impl GoogleClient {
         }
         let answer = self.get(url).await?;
         match answer.status {
-            200 => self.json("events.list", &answer.body).map(Listed::Page),
+            200 => self.api.json("events.list", &answer.body).map(Listed::Page),
             410 if sync_token.is_some() => Ok(Listed::Gone),
             _ => Err(self.error("events.list", &answer)),
         }
@@ -116,11 +100,11 @@ impl GoogleClient {
 
     /// One event by id: `None` when it is gone (404, 410, or cancelled).
     pub(crate) async fn event(&self, calendar: &str, id: &str) -> Result<Option<GoogleEvent>> {
-        let url = self.url(&["calendars", calendar, "events", id])?;
+        let url = self.api.url(&["calendars", calendar, "events", id])?;
         let answer = self.get(url).await?;
         match answer.status {
             200 => {
-                let event: GoogleEvent = self.json("events.get", &answer.body)?;
+                let event: GoogleEvent = self.api.json("events.get", &answer.body)?;
                 Ok((event.status.as_deref() != Some("cancelled")).then_some(event))
             }
             404 | 410 => Ok(None),
@@ -129,14 +113,7 @@ impl GoogleClient {
     }
 
     async fn get(&self, url: Url) -> Result<Response> {
-        self.http.send(Request::get(url).header("accept", "application/json").retry_if(is_rate_limit)).await
-    }
-
-    fn json<T: serde::de::DeserializeOwned>(&self, what: &str, body: &[u8]) -> Result<T> {
-        serde_json::from_slice(body).map_err(|e| {
-            Error::new(ErrorKind::Parse, format!("{}: unreadable {what} answer", self.shown()))
-                .with_source(std::io::Error::other(e.to_string()))
-        })
+        self.api.http.send(Request::get(url).header("accept", "application/json").retry_if(is_rate_limit)).await
     }
 
     /// The error for an answer that is not a success. Google's reasons decide the kind:
@@ -171,6 +148,6 @@ fn is_rate_limit(answer: &Response) -> bool {
 
 impl std::fmt::Debug for GoogleClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GoogleClient").field("http", &self.http).finish_non_exhaustive()
+        f.debug_struct("GoogleClient").field("api", &self.api).finish_non_exhaustive()
     }
 }

@@ -23,6 +23,7 @@ use crate::source::{
     CalendarAccess, CalendarInfo, CalendarSource, Capabilities, Changes, Delta, FetchRequest, Fetched, Snapshot,
 };
 
+use crate::providers::naming::{Named, Naming};
 use crate::providers::pages::Pages;
 
 use client::{GoogleClient, Listed};
@@ -91,14 +92,6 @@ impl GoogleConfig {
         self.max_events = n;
         self
     }
-}
-
-/// Which Google calendars a source serves, and under which ids.
-enum Naming {
-    /// Every calendar of the account, as `PREFIX/CALENDAR_ID`.
-    Account(String),
-    /// One calendar under the host's id.
-    One { id: CalendarId, google: String },
 }
 
 /// Google Calendar through the Calendar API v3, incrementally with sync tokens.
@@ -174,7 +167,7 @@ impl GoogleSource {
             return Err(Error::invalid("empty Google calendar id"));
         }
         let client = GoogleClient::new(&config.api, config.http.clone())?;
-        let naming = Naming::One { id, google: google_calendar.to_owned() };
+        let naming = Naming::One { id, remote: google_calendar.to_owned() };
         Ok(Self { client, naming, config, listed: Mutex::new(None) })
     }
 
@@ -216,17 +209,10 @@ impl GoogleSource {
 
     /// The Google calendar id behind a host id.
     fn google_id<'a>(&'a self, id: &'a CalendarId) -> Result<&'a str> {
-        let not_ours = || Error::new(ErrorKind::NotFound, format!("this source does not serve {id}"));
-        match &self.naming {
-            Naming::One { id: own, google } if own == id => Ok(google),
-            Naming::One { .. } => Err(not_ours()),
-            Naming::Account(prefix) => id
-                .as_str()
-                .strip_prefix(prefix.as_str())
-                .and_then(|rest| rest.strip_prefix('/'))
-                .filter(|rest| !rest.is_empty())
-                .ok_or_else(not_ours),
-        }
+        // In an account, the rest of the id is the Google calendar id itself.
+        Ok(match self.naming.resolve(id)? {
+            Named::One(google) | Named::InAccount(google) => google,
+        })
     }
 
     /// Every calendar of the account (every page), cached for the source's life.
@@ -388,7 +374,7 @@ impl fmt::Debug for GoogleSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let naming = match &self.naming {
             Naming::Account(prefix) => format!("account {prefix}/…"),
-            Naming::One { id, google } => format!("{id} = {google}"),
+            Naming::One { id, remote: google } => format!("{id} = {google}"),
         };
         f.debug_struct("GoogleSource")
             .field("api", &self.client.shown())
@@ -410,7 +396,7 @@ impl CalendarSource for GoogleSource {
                 .iter()
                 .filter_map(|e| CalendarId::new(format!("{prefix}/{}", e.id)).ok().map(|id| Self::info(id, e)))
                 .collect(),
-            Naming::One { id, google } => match Self::entry(&listed, google) {
+            Naming::One { id, remote: google } => match Self::entry(&listed, google) {
                 Some(entry) => vec![Self::info(id.clone(), entry)],
                 None => vec![CalendarInfo::new(id.clone(), None)],
             },

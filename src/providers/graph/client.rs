@@ -5,9 +5,9 @@ use tokio::sync::Semaphore;
 use url::Url;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::providers::http::client::{HttpClient, Redirects, Request, Response};
+use crate::providers::http::api::JsonApi;
+use crate::providers::http::client::{Request, Response};
 use crate::providers::http::config::HttpConfig;
-use crate::providers::http::origin::parse_server_url;
 
 use super::wire::{CalendarsPage, DeltaPage, GraphEvent, error_code};
 
@@ -25,8 +25,7 @@ pub(crate) enum Answered {
 
 /// The client of one mailbox.
 pub(crate) struct GraphClient {
-    http: HttpClient,
-    root: Url,
+    api: JsonApi,
     page_size: u32,
     mailbox: Semaphore,
 }
@@ -34,37 +33,27 @@ pub(crate) struct GraphClient {
 impl GraphClient {
     /// A client for `api` (`https://graph.microsoft.com/v1.0` or an emulator's root).
     pub(crate) fn new(api: &str, http: HttpConfig, page_size: u32) -> Result<Self> {
-        let (mut root, _) = parse_server_url(api, "Graph API")?;
-        if !root.path().ends_with('/') {
-            let path = format!("{}/", root.path());
-            root.set_path(&path);
-        }
-        let http = HttpClient::new(&root, http, Redirects::SameOrigin)?;
-        Ok(Self { http, root, page_size, mailbox: Semaphore::new(MAILBOX_CONCURRENCY) })
+        let api = JsonApi::new(api, "Graph API", http)?;
+        Ok(Self { api, page_size, mailbox: Semaphore::new(MAILBOX_CONCURRENCY) })
     }
 
     pub(crate) fn shown(&self) -> &str {
-        self.http.shown()
+        self.api.http.shown()
     }
 
     pub(crate) fn requests(&self) -> u64 {
-        self.http.requests()
+        self.api.http.requests()
     }
 
     /// `segments` under the API root.
     pub(crate) fn url(&self, segments: &[&str]) -> Result<Url> {
-        let mut url = self.root.clone();
-        url.path_segments_mut()
-            .map_err(|()| Error::invalid("the Graph API root cannot hold a path"))?
-            .pop_if_empty()
-            .extend(segments);
-        Ok(url)
+        self.api.url(segments)
     }
 
     /// A link Graph handed back (`@odata.nextLink`, `@odata.deltaLink`, `Location`) as a URL.
     /// The client refuses it before sending when it leaves the API's origin.
     pub(crate) fn link(&self, link: &str) -> Result<Url> {
-        self.root.join(link).map_err(|_| Error::new(ErrorKind::Parse, format!("{}: an unreadable link", self.shown())))
+        self.api.link(link)
     }
 
     async fn send(&self, url: Url) -> Result<Response> {
@@ -77,14 +66,7 @@ impl GraphClient {
             .header("accept", "application/json")
             .header("prefer", format!("odata.maxpagesize={}", self.page_size))
             .header("prefer", "outlook.timezone=\"UTC\"");
-        self.http.send(request).await
-    }
-
-    fn json<T: serde::de::DeserializeOwned>(&self, what: &str, body: &[u8]) -> Result<T> {
-        serde_json::from_slice(body).map_err(|e| {
-            Error::new(ErrorKind::Parse, format!("{}: unreadable {what} answer", self.shown()))
-                .with_source(std::io::Error::other(e.to_string()))
-        })
+        self.api.http.send(request).await
     }
 
     fn error(&self, what: &str, answer: &Response) -> Error {
@@ -107,7 +89,7 @@ impl GraphClient {
         if answer.status != 200 {
             return Err(self.error("calendars", &answer));
         }
-        self.json("calendars", &answer.body)
+        self.api.json("calendars", &answer.body)
     }
 
     /// One page of a delta round.
@@ -124,14 +106,14 @@ impl GraphClient {
         if answer.status != 200 {
             return Err(self.error("calendarView/delta", &answer));
         }
-        self.json("calendarView/delta", &answer.body).map(Answered::Page)
+        self.api.json("calendarView/delta", &answer.body).map(Answered::Page)
     }
 
     /// One event by id (a series master, or an instance whose row came partial).
     pub(crate) async fn event(&self, id: &str) -> Result<Option<GraphEvent>> {
         let answer = self.send(self.url(&["me", "events", id])?).await?;
         match answer.status {
-            200 => self.json("events", &answer.body).map(Some),
+            200 => self.api.json("events", &answer.body).map(Some),
             404 | 410 => Ok(None),
             _ => Err(self.error("events", &answer)),
         }
@@ -140,6 +122,6 @@ impl GraphClient {
 
 impl std::fmt::Debug for GraphClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GraphClient").field("http", &self.http).finish_non_exhaustive()
+        f.debug_struct("GraphClient").field("api", &self.api).finish_non_exhaustive()
     }
 }

@@ -27,6 +27,7 @@ use crate::source::{
     CalendarAccess, CalendarInfo, CalendarSource, Capabilities, Changes, Delta, FetchRequest, Fetched, Snapshot,
 };
 
+use crate::providers::naming::{Named, Naming};
 use crate::providers::pages::Pages;
 
 use client::{Answered, GraphClient};
@@ -130,14 +131,6 @@ impl GraphConfig {
         self.max_events = n;
         self
     }
-}
-
-/// Which calendars a source serves, and under which ids.
-enum Naming {
-    /// Every calendar of the mailbox, as `PREFIX/NAME`.
-    Account(String),
-    /// One calendar under the host's id.
-    One { id: CalendarId, graph: String },
 }
 
 /// Outlook and Microsoft 365 calendars through Microsoft Graph: `calendarView/delta` rounds
@@ -263,7 +256,7 @@ impl GraphSource {
             return Err(Error::invalid("empty Graph calendar id"));
         }
         let client = GraphClient::new(&config.api, config.http.clone(), config.page_size)?;
-        let naming = Naming::One { id, graph: graph_calendar.to_owned() };
+        let naming = Naming::One { id, remote: graph_calendar.to_owned() };
         Ok(Self { client, naming, config, listed: Mutex::new(None) })
     }
 
@@ -322,15 +315,16 @@ impl GraphSource {
 
     /// The Graph calendar id behind a host id.
     async fn graph_id(&self, id: &CalendarId) -> Result<String> {
-        let not_ours = || Error::new(ErrorKind::NotFound, format!("this source does not serve {id}"));
-        match &self.naming {
-            Naming::One { id: own, graph } if own == id => Ok(graph.clone()),
-            Naming::One { .. } => Err(not_ours()),
-            Naming::Account(prefix) => {
-                let name =
-                    id.as_str().strip_prefix(prefix.as_str()).and_then(|r| r.strip_prefix('/')).ok_or_else(not_ours)?;
+        match self.naming.resolve(id)? {
+            Named::One(graph) => Ok(graph.to_owned()),
+            // In a mailbox, the rest of the id is a calendar's (unique) name.
+            Named::InAccount(name) => {
                 let listed = self.list().await?;
-                listed.iter().find(|(n, _)| n == name).map(|(_, c)| c.id.clone()).ok_or_else(not_ours)
+                listed
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, c)| c.id.clone())
+                    .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("this source does not serve {id}")))
             }
         }
     }
@@ -503,7 +497,7 @@ impl CalendarSource for GraphSource {
                 .iter()
                 .filter_map(|(name, c)| CalendarId::new(format!("{prefix}/{name}")).ok().map(|id| info(id, c)))
                 .collect(),
-            Naming::One { id, graph } => match listed.iter().find(|(_, c)| &c.id == graph) {
+            Naming::One { id, remote: graph } => match listed.iter().find(|(_, c)| &c.id == graph) {
                 Some((_, c)) => vec![info(id.clone(), c)],
                 None => vec![CalendarInfo::new(id.clone(), None)],
             },

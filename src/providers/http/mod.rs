@@ -20,6 +20,8 @@
 //! [`HttpClient`]), `wire` (the XML or JSON types it reads), `map` (wire to [`Event`](crate::Event))
 //! and `mod` (the [`CalendarSource`](crate::CalendarSource)).
 
+#[cfg(any(feature = "google", feature = "graph"))]
+pub(crate) mod api;
 pub(crate) mod client;
 pub(crate) mod config;
 #[cfg(any(feature = "google", feature = "graph"))]
