@@ -1,6 +1,8 @@
 # Sourced by .ci/test: starts the CalDAV servers the `caldav` tests run against, on loopback,
 # from PyPI into a virtualenv: Radicale 3.9 (no auth: any user name logs in as itself; and a
 # second one with an htpasswd file) and Xandikos 0.4. Exports their URLs; `stop_dav` stops them.
+# The same virtualenv holds recurring-ical-events, the differential test's expander
+# (CALSCOPE_PYTHON).
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
@@ -20,11 +22,15 @@ PY
 
 start_dav() {
   local venv="${CALSCOPE_DAV_VENV:-$PWD/target/dav-venv}"
-  if [ ! -x "$venv/bin/radicale" ] || [ ! -x "$venv/bin/xandikos" ]; then
-    echo "installing Radicale and Xandikos from PyPI into $venv"
+  if [ ! -x "$venv/bin/radicale" ] || [ ! -x "$venv/bin/xandikos" ] \
+     || ! "$venv/bin/python" -c 'import recurring_ical_events' 2>/dev/null; then
+    echo "installing Radicale, Xandikos and recurring-ical-events from PyPI into $venv"
     python3 -m venv "$venv"
-    "$venv/bin/pip" install -q --disable-pip-version-check "radicale==3.9.*" "xandikos==0.4.*"
+    "$venv/bin/pip" install -q --disable-pip-version-check "radicale==3.9.*" "xandikos==0.4.*" \
+      "recurring-ical-events==3.8.2"
   fi
+  # The independent expander of the differential test (tests/differential.rs).
+  export CALSCOPE_PYTHON="$venv/bin/python"
   DAV_DIR=$(mktemp -d /tmp/calscope-dav.XXXXXX)
   local rp rap xp
   rp=$(free_port); rap=$(free_port); xp=$(free_port)

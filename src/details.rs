@@ -79,9 +79,12 @@ fn apply(out: &mut EventDetails, cl: &ContentLine<'_>) {
     } else if cl.is(b"RDATE") {
         let list = times(out, cl);
         out.rdate.extend(list);
+        periods(out, cl);
     } else if cl.is(b"EXDATE") {
         let list = times(out, cl);
         out.exdate.extend(list);
+    } else if cl.is(b"SEQUENCE") {
+        out.sequence = lossy(value).trim().parse().ok();
     } else if cl.is(b"STATUS") {
         let value = lossy(value);
         out.status = Some(match value.trim().to_ascii_uppercase().as_str() {
@@ -143,6 +146,26 @@ fn times(out: &mut EventDetails, cl: &ContentLine<'_>) -> Vec<EventTime> {
     list
 }
 
+/// The ends of RDATE;VALUE=PERIOD values (`start/end` or `start/duration`); their starts are in
+/// `rdate` already.
+fn periods(out: &mut EventDetails, cl: &ContentLine<'_>) {
+    let value = lossy(cl.value);
+    for part in value.split(',').map(str::trim) {
+        let Some((start, end)) = part.split_once('/') else { continue };
+        let Some(start) = time_value(cl, start) else { continue };
+        let end = end.trim();
+        let end = if end.starts_with(['P', 'p', '-', '+']) {
+            duration_seconds(end).map(PeriodEnd::Seconds)
+        } else {
+            time_value(cl, end).map(PeriodEnd::At)
+        };
+        match end {
+            Some(end) => out.rdate_periods.push(RdatePeriod { start, end }),
+            None => out.problems.push(format!("unreadable RDATE period {part:?}")),
+        }
+    }
+}
+
 /// A DATE or DATE-TIME value under the line's TZID parameter. A DATE-TIME under VALUE=DATE is
 /// read as a DATE-TIME (venue feeds write it); a value ending in `Z` is UTC even when a TZID is
 /// given.
@@ -194,8 +217,12 @@ pub struct EventDetails {
     pub rrule: Vec<String>,
     /// RDATE instants.
     pub rdate: Vec<EventTime>,
+    /// RDATE;VALUE=PERIOD values: an instance with its own end (its start is in `rdate` too).
+    pub rdate_periods: Vec<RdatePeriod>,
     /// EXDATE instants.
     pub exdate: Vec<EventTime>,
+    /// SEQUENCE (the revision of the component).
+    pub sequence: Option<i64>,
     /// STATUS.
     pub status: Option<EventStatus>,
     /// TRANSP.
@@ -276,6 +303,25 @@ impl EventTime {
             Self::Zoned { utc, .. } => *utc,
         }
     }
+}
+
+/// An RDATE period (RFC 5545, 3.3.9): an extra instance that keeps its own end.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RdatePeriod {
+    /// Where the instance starts.
+    pub start: EventTime,
+    /// Where it ends.
+    pub end: PeriodEnd,
+}
+
+/// The end of an [`RdatePeriod`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PeriodEnd {
+    /// An explicit end.
+    At(EventTime),
+    /// A duration from the start, in seconds.
+    Seconds(i64),
 }
 
 /// STATUS of an event.

@@ -76,8 +76,8 @@
 //! `Retry-After`, size caps, timeouts, same-origin confinement, redaction, the host's
 //! `TokenProvider`).
 //!
-//! Availability so far: the busy rule and busy-interval merging ([`busy`]); recurrence expansion
-//! is not part of calscope yet.
+//! Availability: the recurrence [`Expander`] (pure: a [`Series`], a window and a [`Zone`] →
+//! [`Instance`]s), the busy rule and busy-interval merging ([`busy`]).
 //!
 //! # Crate features
 //!
@@ -111,7 +111,7 @@ mod stores;
 pub mod testkit;
 mod value;
 
-pub use details::{EventDetails, EventStatus, EventTime, Person, Transparency};
+pub use details::{EventDetails, EventStatus, EventTime, PeriodEnd, Person, RdatePeriod, Transparency};
 pub use engine::{CalendarReport, Engine, SyncJob, SyncOptions, SyncReport, SyncStatus};
 pub use error::{Error, ErrorKind, Result};
 pub use event::{Event, MAX_COMPONENT_DEPTH};
@@ -136,7 +136,7 @@ pub use providers::http::retry::RetryPolicy;
 pub use providers::http::token::{Secret, StaticToken, TokenProvider};
 pub use providers::ics::IcsSource;
 pub use providers::memory::MemorySource;
-pub use recur::{Busy, BusyInterval};
+pub use recur::{Busy, BusyInterval, DEFAULT_MAX_INSTANCES, Expander, Expansion, Instance, Series};
 pub use source::{
     CalendarAccess, CalendarInfo, CalendarSource, Capabilities, Changes, Delta, FetchRequest, Fetched, Snapshot,
 };
@@ -145,6 +145,7 @@ pub use store::{Applied, ApplyRequest, LoadScope, Store};
 pub use stores::memory::{MemoryStore, WriteStats};
 #[cfg(feature = "sqlite")]
 pub use stores::sqlite::SqliteStore;
+pub use value::tz::Zone;
 /// The SQLite store's module: [`SqliteStore`], its schema version, and the `rusqlite` it is
 /// built on (for host queries through [`SqliteStore::with_connection`]).
 #[cfg(feature = "sqlite")]

@@ -5,8 +5,10 @@
 mod caldav;
 mod common;
 mod corpus;
+mod differential;
 mod emulators;
 mod engine;
+mod expand;
 mod fuzz_seeds;
 mod golden;
 mod google;

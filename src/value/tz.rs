@@ -3,6 +3,70 @@
 use chrono::{DateTime, LocalResult, NaiveDateTime, Offset as _, TimeZone as _, Utc};
 use chrono_tz::Tz;
 
+/// A time zone of the tz database: the zone in which floating times and dates are read, and
+/// in which a series recurs.
+///
+/// # Example
+/// ```
+/// use calscope::Zone;
+/// assert_eq!(Zone::named("W. Europe Standard Time")?.name(), "Europe/Berlin");
+/// assert_eq!(Zone::UTC.name(), "UTC");
+/// # Ok::<(), calscope::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Zone(pub(crate) Tz);
+
+impl Zone {
+    /// UTC.
+    pub const UTC: Self = Self(Tz::UTC);
+
+    /// A zone by IANA name (`Europe/Berlin`), Windows name (`W. Europe Standard Time`) or an
+    /// exporter's Olson path (`/mozilla.org/20050126_1/Europe/Berlin`).
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) when no zone has that name.
+    pub fn named(name: &str) -> crate::error::Result<Self> {
+        resolve(name).map(Self).ok_or_else(|| crate::error::Error::invalid(format!("unknown time zone {name:?}")))
+    }
+
+    /// The zone's IANA name.
+    #[must_use]
+    pub fn name(&self) -> &'static str {
+        self.0.name()
+    }
+
+    /// A wall-clock time in this zone as UTC (a time in a DST gap moves forward by the gap, an
+    /// ambiguous one takes the first of its two instants).
+    #[must_use]
+    pub fn to_utc(&self, local: NaiveDateTime) -> DateTime<Utc> {
+        if self.0 == Tz::UTC {
+            return Utc.from_utc_datetime(&local);
+        }
+        to_utc(self.0, local)
+    }
+
+    /// The wall-clock time of an instant in this zone.
+    #[must_use]
+    pub fn wall(&self, at: DateTime<Utc>) -> NaiveDateTime {
+        if self.0 == Tz::UTC {
+            return at.naive_utc();
+        }
+        at.with_timezone(&self.0).naive_local()
+    }
+}
+
+impl Default for Zone {
+    fn default() -> Self {
+        Self::UTC
+    }
+}
+
+impl std::fmt::Display for Zone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// Resolves a TZID by name: an IANA name (with the `/`-prefixed and Olson-path forms some
 /// exporters write, `/mozilla.org/20050126_1/Europe/Berlin`, reduced to the name), then a
 /// Windows zone name (`W. Europe Standard Time`).
