@@ -105,7 +105,11 @@ pub(crate) fn counted_db(name: &str) -> std::path::PathBuf {
             "CREATE TABLE writes (op TEXT, calendar_id TEXT, uid TEXT, rid TEXT);
              CREATE TRIGGER log_insert AFTER INSERT ON events BEGIN INSERT INTO writes VALUES ('insert', NEW.calendar_id, NEW.uid, NEW.recurrence_id); END;
              CREATE TRIGGER log_update AFTER UPDATE ON events BEGIN INSERT INTO writes VALUES ('update', NEW.calendar_id, NEW.uid, NEW.recurrence_id); END;
-             CREATE TRIGGER log_delete AFTER DELETE ON events BEGIN INSERT INTO writes VALUES ('delete', OLD.calendar_id, OLD.uid, OLD.recurrence_id); END;",
+             CREATE TRIGGER log_delete AFTER DELETE ON events BEGIN INSERT INTO writes VALUES ('delete', OLD.calendar_id, OLD.uid, OLD.recurrence_id); END;
+             CREATE TABLE instance_writes (op TEXT, calendar_id TEXT, uid TEXT, rid TEXT);
+             CREATE TRIGGER log_instance_insert AFTER INSERT ON instances BEGIN INSERT INTO instance_writes VALUES ('insert', NEW.calendar_id, NEW.uid, NEW.recurrence_id); END;
+             CREATE TRIGGER log_instance_update AFTER UPDATE ON instances BEGIN INSERT INTO instance_writes VALUES ('update', NEW.calendar_id, NEW.uid, NEW.recurrence_id); END;
+             CREATE TRIGGER log_instance_delete AFTER DELETE ON instances BEGIN INSERT INTO instance_writes VALUES ('delete', OLD.calendar_id, OLD.uid, OLD.recurrence_id); END;",
         )
         .unwrap();
     path
@@ -121,6 +125,21 @@ pub(crate) fn take_writes(store: &calscope::SqliteStore) -> Vec<(String, String,
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
             .collect::<std::result::Result<Vec<_>, _>>()?;
         conn.execute("DELETE FROM writes", [])?;
+        Ok(rows)
+    }))
+    .unwrap()
+}
+
+/// The `instances` rows the triggers logged since the last call, as (op, uid, recurrence id),
+/// and forgets them.
+#[cfg(feature = "sqlite")]
+pub(crate) fn take_instance_writes(store: &calscope::SqliteStore) -> Vec<(String, String, String)> {
+    futures::executor::block_on(store.with_connection(|conn| {
+        let rows = conn
+            .prepare("SELECT op, uid, rid FROM instance_writes ORDER BY rowid")?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        conn.execute("DELETE FROM instance_writes", [])?;
         Ok(rows)
     }))
     .unwrap()

@@ -15,6 +15,7 @@ mod google;
 mod graph;
 mod http;
 mod ics;
+mod instances;
 mod layers;
 mod planner;
 mod postgres;

@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::details::{EventStatus, EventTime, Transparency};
+use crate::details::{EventDetails, EventStatus, EventTime, Transparency};
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::RawText;
 use crate::fingerprint::{Fingerprint, PropertyDigest, SourceHash};
@@ -39,6 +39,7 @@ pub(crate) enum Row {
 pub(crate) struct UpsertRow {
     pub(crate) uid: Uid,
     pub(crate) rid: String,
+    pub(crate) recurrence_id: Option<RecurrenceId>,
     pub(crate) summary: Option<String>,
     pub(crate) location: Option<String>,
     pub(crate) description: Option<String>,
@@ -56,18 +57,23 @@ pub(crate) struct UpsertRow {
     pub(crate) href: Option<Href>,
     pub(crate) etag: Option<Etag>,
     pub(crate) raw: RawText,
+    /// The trimmed fields for expansion, when the store keeps instances.
+    pub(crate) series: Option<Box<EventDetails>>,
 }
 
 /// Builds the row of one change; fields that could not be interpreted go to `warnings`.
-pub(crate) fn row(change: &Change, warnings: &mut Vec<String>) -> Row {
+///
+/// With `series`, the row also keeps the fields expansion needs ([`UpsertRow::series`]).
+pub(crate) fn row(change: &Change, warnings: &mut Vec<String>, series: bool) -> Row {
     let event = match change {
         Change::Insert { event } | Change::Update { event, .. } => event,
         Change::Delete { key, .. } => {
             return Row::Delete { uid: key.uid.clone(), rid: rid_text(key.recurrence_id.as_ref()) };
         }
     };
-    // Parsed here, used for this row, dropped: never all events' fields at once.
-    let details = event.parse_details();
+    // Parsed here, used for this row, dropped: never all events' fields at once (a series
+    // keeps its trimmed scheduling fields for the instances).
+    let mut details = event.parse_details();
     for p in &details.problems {
         warnings.push(format!("{}: {p}", event.key()));
     }
@@ -77,8 +83,11 @@ pub(crate) fn row(change: &Change, warnings: &mut Vec<String>) -> Row {
         Some(EventTime::Zoned { tzid, .. }) => Some(tzid.clone()),
         _ => None,
     };
+    let (summary, location, description) =
+        (details.summary.take(), details.location.take(), details.description.take());
     Row::Upsert(Box::new(UpsertRow {
         uid: key.uid.clone(),
+        recurrence_id: key.recurrence_id,
         rid: rid_text(key.recurrence_id.as_ref()),
         starts_at: details.start.as_ref().and_then(EventTime::to_utc),
         ends_at: details.end_utc(),
@@ -90,9 +99,9 @@ pub(crate) fn row(change: &Change, warnings: &mut Vec<String>) -> Row {
             Transparency::Opaque => "opaque",
             Transparency::Transparent => "transparent",
         }),
-        summary: details.summary,
-        location: details.location,
-        description: details.description,
+        summary,
+        location,
+        description,
         sequence: event.sequence(),
         fingerprint: fingerprint.to_bytes(),
         source_hash: event.source_hash().to_bytes(),
@@ -100,6 +109,7 @@ pub(crate) fn row(change: &Change, warnings: &mut Vec<String>) -> Row {
         href: event.href().cloned(),
         etag: event.etag().cloned(),
         raw: event.raw_text(),
+        series: series.then(|| Box::new(crate::stores::instances::for_expansion(details))),
     }))
 }
 

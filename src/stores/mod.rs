@@ -3,6 +3,8 @@
 
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) mod columns;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) mod instances;
 pub(crate) mod memory;
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres;

@@ -461,7 +461,7 @@ impl PostgresStore {
         let mut warnings = Vec::new();
         for (b, chunk) in plan.changes().chunks(BATCH).enumerate() {
             let base = b * BATCH;
-            let built: Vec<Row> = chunk.iter().map(|c| row(c, &mut warnings)).collect();
+            let built: Vec<Row> = chunk.iter().map(|c| row(c, &mut warnings, false)).collect();
             let mut ups = Columns::default();
             let (mut gone_uids, mut gone_recurrences) = (Vec::new(), Vec::new());
             // Where each key's change sits in the plan, to credit the rows the database answers.

@@ -7,7 +7,7 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Datelike as _, Timelike as _, Utc};
+use chrono::{DateTime, Utc};
 use futures::channel::oneshot;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
@@ -16,14 +16,22 @@ use crate::id::{CalendarId, Cursor, Etag, EventKey, Href};
 use crate::state::{CalendarHead, Revision, StoredEntry, StoredState};
 use crate::store::{Applied, ApplyRequest, LoadScope, Store};
 use crate::stores::columns::{self, EntryColumns, Row, entry, rid_text, row};
+use crate::stores::instances::{BusyAnswer, InstanceConfig};
+use crate::value::tz::Zone;
+
+mod instances;
+mod sql;
+pub use instances::SlideReport;
+use sql::{TimeText, storage, time_text};
 
 /// The schema version this build writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Schema migrations, in order: entry `i` takes a database from version `i` to `i + 1`. A later
 /// version appends entries (`ALTER TABLE … ADD COLUMN`, new indexes); existing rows are never
 /// rewritten, so an upgrade costs no write amplification.
-const MIGRATIONS: [&str; 1] = [r"
+const MIGRATIONS: [&str; 2] = [
+    r"
 CREATE TABLE IF NOT EXISTS calendars (
     calendar_id TEXT PRIMARY KEY NOT NULL,
     cursor      TEXT,
@@ -58,7 +66,9 @@ CREATE UNIQUE INDEX IF NOT EXISTS events_key ON events (calendar_id, uid, recurr
 CREATE INDEX IF NOT EXISTS events_time ON events (calendar_id, starts_at, ends_at);
 CREATE INDEX IF NOT EXISTS events_href ON events (calendar_id, href) WHERE href IS NOT NULL;
 CREATE INDEX IF NOT EXISTS events_sync ON events (calendar_id, uid, recurrence_id, fingerprint, source_hash, digest, href, etag);
-"];
+",
+    instances::MIGRATION,
+];
 
 const UPSERT: &str = "
 INSERT INTO events (calendar_id, uid, recurrence_id, summary, location, description, starts_at, ends_at,
@@ -147,6 +157,7 @@ const ENTRY_COLUMNS: &str = "uid, recurrence_id, fingerprint, source_hash, diges
 /// # Ok::<(), calscope::Error>(()) }).unwrap();
 /// ```
 pub struct SqliteStore {
+    instances: Option<InstanceConfig>,
     jobs: Option<mpsc::Sender<Job>>,
     worker: Option<JoinHandle<()>>,
     checkpointer: Option<JoinHandle<()>>,
@@ -271,11 +282,90 @@ impl SqliteStore {
                 }
             })
             .map_err(|e| Error::new(ErrorKind::Storage, "cannot start the SQLite thread").with_source(e))?;
-        let store = Self { jobs: Some(jobs), worker: Some(worker), checkpointer, location, cache: None };
+        let store = Self {
+            instances: Some(InstanceConfig::default()),
+            jobs: Some(jobs),
+            worker: Some(worker),
+            checkpointer,
+            location,
+            cache: None,
+        };
         let opened = ready_rx.recv().map_err(|_| {
             Error::new(ErrorKind::Storage, format!("SQLite thread for {} stopped", store.location.display()))
         })?;
         opened.map(|()| store)
+    }
+
+    /// The same store keeping materialized instances with `config` (zone, horizon, cap). The
+    /// default keeps them in UTC over 30 days back and 400 ahead.
+    ///
+    /// The `instances` table holds one row per occurrence of every stored series within the
+    /// horizon, written in the apply's transaction and only where an occurrence's interval or
+    /// busy state changed (see [`busy`](Self::busy) for the queries, and the README for the SQL
+    /// a host runs itself). Changing the zone rebuilds a calendar's rows on its next apply.
+    #[must_use]
+    pub fn with_instances(mut self, config: InstanceConfig) -> Self {
+        self.instances = Some(config);
+        self
+    }
+
+    /// The same store without materialized instances: applies write `events` only, and busy
+    /// queries expand from `events`.
+    #[must_use]
+    pub fn without_instances(mut self) -> Self {
+        self.instances = None;
+        self
+    }
+
+    /// Busy time of `calendars` in `[from, to)`, floating times and dates read in `zone`: per
+    /// calendar and merged across them, clipped to the window.
+    ///
+    /// Read from `instances` (one indexed range query per calendar) when the calendar's stored
+    /// horizon covers the window in that zone; otherwise expanded from `events` (correct, slower;
+    /// [`BusyAnswer::expanded`] says so). A calendar the store does not know gets an empty
+    /// list and is named in [`BusyAnswer::unknown`].
+    ///
+    /// # Errors
+    /// [`ErrorKind::Storage`] when the database cannot be read or holds unreadable rows.
+    ///
+    /// # Example
+    /// ```
+    /// use calscope::{CalendarId, Engine, Event, FingerprintPolicy, MemorySource, SqliteStore, Zone};
+    /// # futures::executor::block_on(async {
+    /// let cal = CalendarId::new("work")?;
+    /// let source = MemorySource::new();
+    /// let ics = "BEGIN:VEVENT\r\nUID:1\r\nDTSTART:20261201T090000Z\r\nDURATION:PT30M\r\nRRULE:FREQ=DAILY;COUNT=2\r\nEND:VEVENT\r\n";
+    /// source.put(Event::from_ics(&cal, ics, &FingerprintPolicy::default())?);
+    /// let engine = Engine::new(SqliteStore::open_in_memory()?);
+    /// engine.sync(&source, &cal).await;
+    /// let from = "2026-12-01T00:00:00Z".parse().unwrap();
+    /// let to = "2026-12-03T00:00:00Z".parse().unwrap();
+    /// let busy = engine.store().busy(&[cal.clone()], from, to, Zone::UTC).await?;
+    /// assert_eq!(busy.merged_spans().len(), 2);
+    /// # Ok::<(), calscope::Error>(()) }).unwrap();
+    /// ```
+    pub async fn busy(
+        &self,
+        calendars: &[CalendarId],
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        zone: Zone,
+    ) -> Result<BusyAnswer> {
+        let config = self.instances;
+        let calendars = calendars.to_vec();
+        self.call(move |conn| instances::busy(conn, config.as_ref(), &calendars, from, to, zone)).await
+    }
+
+    /// Moves every calendar's instance horizon to the one of `now`, writing only the
+    /// occurrences of the newly covered days (a host runs this daily; applies also slide the
+    /// calendar they write). Rows behind the horizon stay until their series changes.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Storage`] when the database cannot be written; [`ErrorKind::InvalidInput`]
+    /// when the store keeps no instances.
+    pub async fn slide_instances(&self, now: DateTime<Utc>) -> Result<SlideReport> {
+        let config = self.instances.ok_or_else(|| Error::invalid("this store keeps no instances"))?;
+        self.call(move |conn| instances::slide_all(conn, &config, now)).await
     }
 
     /// The same store keeping the states it loads and writes, up to `max_entries` stored
@@ -375,11 +465,6 @@ fn checkpoint_loop(path: &Path, signals: &mpsc::Receiver<()>) {
     let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
 }
 
-/// Maps a SQLite error to [`ErrorKind::Storage`], naming what was being done.
-fn storage(what: &'static str) -> impl Fn(rusqlite::Error) -> Error {
-    move |e| Error::new(ErrorKind::Storage, format!("sqlite {what}")).with_source(e)
-}
-
 fn corrupt(what: impl fmt::Display) -> Error {
     columns::corrupt(STORE, what)
 }
@@ -424,50 +509,6 @@ fn migrate(conn: &mut Connection, migrations: &[&str]) -> Result<()> {
 
 fn to_i64(n: u64, what: &str) -> Result<i64> {
     i64::try_from(n).map_err(|_| Error::new(ErrorKind::Storage, format!("{what} {n} does not fit SQLite")))
-}
-
-/// The text of a time column, `YYYY-MM-DDTHH:MM:SSZ`: built on the stack for years 0–9999
-/// (every write binds two), by chrono's formatter otherwise.
-enum TimeText {
-    Short([u8; 20]),
-    Long(String),
-}
-
-impl TimeText {
-    fn of(t: DateTime<Utc>) -> Self {
-        let year = t.year();
-        if !(0..=9999).contains(&year) {
-            return Self::Long(t.format("%Y-%m-%dT%H:%M:%SZ").to_string());
-        }
-        let mut b = *b"0000-00-00T00:00:00Z";
-        let mut put = |at: usize, width: usize, mut n: u32| {
-            for i in (at..at + width).rev() {
-                if let Some(d) = b.get_mut(i) {
-                    // n % 10 < 10: the digit fits a byte.
-                    *d = b'0' + (n % 10) as u8;
-                }
-                n /= 10;
-            }
-        };
-        put(0, 4, year.unsigned_abs());
-        put(5, 2, t.month());
-        put(8, 2, t.day());
-        put(11, 2, t.hour());
-        put(14, 2, t.minute());
-        put(17, 2, t.second());
-        Self::Short(b)
-    }
-
-    fn as_str(&self) -> &str {
-        match self {
-            Self::Short(b) => std::str::from_utf8(b).unwrap_or_default(),
-            Self::Long(s) => s,
-        }
-    }
-}
-
-fn time_text(t: Option<DateTime<Utc>>) -> Option<TimeText> {
-    t.map(TimeText::of)
 }
 
 /// Reads a calendar's head row.
@@ -637,10 +678,12 @@ struct ApplyJob {
     batches: futures::channel::mpsc::Receiver<Vec<Row>>,
     counts: oneshot::Sender<Vec<u64>>,
     decision: oneshot::Receiver<Decision>,
+    instances: Option<InstanceConfig>,
 }
 
 impl ApplyJob {
-    fn run(mut self, conn: &mut Connection) -> Result<Revision> {
+    /// Answers the new revision and the warnings of the instance maintenance.
+    fn run(mut self, conn: &mut Connection) -> Result<(Revision, Vec<String>)> {
         use futures::StreamExt as _;
         use futures::executor::block_on;
         let calendar = self.calendar.as_str().to_owned();
@@ -658,6 +701,7 @@ impl ApplyJob {
         let now = TimeText::of(Utc::now());
         let now = now.as_str();
         let mut rows = Vec::new();
+        let mut touched = instances::Touched::default();
         {
             let mut upsert = tx.prepare_cached(UPSERT).map_err(storage("prepare"))?;
             let mut delete = tx.prepare_cached(DELETE).map_err(storage("prepare"))?;
@@ -666,8 +710,24 @@ impl ApplyJob {
                 for row in &batch {
                     rows.push(execute(&mut upsert, &mut delete, &calendar, row, now)?);
                 }
+                if self.instances.is_some() {
+                    for row in batch {
+                        match row {
+                            Row::Upsert(u) => {
+                                let u = *u;
+                                if let Some(d) = u.series {
+                                    touched.written.entry(u.uid.clone()).or_default().push((u.recurrence_id, *d));
+                                }
+                                touched.uids.push(u.uid);
+                            }
+                            Row::Delete { uid, .. } => touched.uids.push(uid),
+                        }
+                    }
+                }
             }
         }
+        touched.uids.sort_unstable();
+        touched.uids.dedup();
         // The write-amplification guard runs on the caller (`Plan::check_rows`) before commit.
         self.counts.send(rows).map_err(|_| Error::new(ErrorKind::Storage, "apply abandoned; rolled back"))?;
         match block_on(self.decision) {
@@ -691,8 +751,12 @@ impl ApplyJob {
             ],
         )
         .map_err(storage("write cursor"))?;
+        let mut warnings = Vec::new();
+        if let Some(config) = &self.instances {
+            instances::maintain(&tx, &calendar, config, Utc::now(), current.events == 0, touched, &mut warnings)?;
+        }
         tx.commit().map_err(storage("commit"))?;
-        Ok(revision)
+        Ok((revision, warnings))
     }
 }
 
@@ -715,6 +779,7 @@ impl SqliteStore {
             batches: batch_rx,
             counts: counts_tx,
             decision: decision_rx,
+            instances: self.instances,
         };
         let done = self.spawn(move |conn| job.run(conn))?;
         let mut warnings = Vec::new();
@@ -728,7 +793,7 @@ impl SqliteStore {
         for chunk in plan.changes().chunks(BATCH) {
             let mut batch = Vec::with_capacity(chunk.len());
             for change in chunk {
-                let r = row(change, &mut warnings);
+                let r = row(change, &mut warnings, self.instances.is_some());
                 if track {
                     match &r {
                         Row::Upsert(u) => written.push(columns::written_entry(change.key(), u)),
@@ -746,7 +811,8 @@ impl SqliteStore {
             match plan.check_rows(&rows) {
                 Ok(()) => {
                     let _ = decision_tx.send(Decision::Commit);
-                    let revision = done.await.map_err(|_| stopped())??;
+                    let (revision, notes) = done.await.map_err(|_| stopped())??;
+                    warnings.extend(notes);
                     if track {
                         self.absorb_cached(&request, revision, written, &deleted);
                     }
@@ -871,19 +937,25 @@ mod tests {
     #[test]
     fn migrations_add_columns_without_rewriting_rows() {
         let mut conn = Connection::open_in_memory().unwrap();
-        migrate(&mut conn, &MIGRATIONS).unwrap();
+        migrate(&mut conn, &MIGRATIONS[..1]).unwrap();
         conn.execute(
             "INSERT INTO events (calendar_id, uid, recurrence_id, all_day, fingerprint, raw, updated_at) VALUES ('c', 'u', '', 0, x'00', 'raw', 'now')",
             [],
         )
         .unwrap();
         let before = conn.total_changes();
-        let next =
-            [MIGRATIONS[0], "ALTER TABLE events ADD COLUMN color TEXT; CREATE INDEX events_color ON events (color);"];
+        // Version 1 to this build's (the instances table, the horizon columns), then a later one.
+        migrate(&mut conn, &MIGRATIONS).unwrap();
+        assert_eq!(conn.total_changes(), before, "no row was rewritten");
+        let next = [
+            MIGRATIONS[0],
+            MIGRATIONS[1],
+            "ALTER TABLE events ADD COLUMN color TEXT; CREATE INDEX events_color ON events (color);",
+        ];
         migrate(&mut conn, &next).unwrap();
         assert_eq!(conn.total_changes(), before, "no row was rewritten");
         let version: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
-        assert_eq!(version, 2);
+        assert_eq!(version, 3);
         let raw: String = conn.query_row("SELECT raw FROM events", [], |r| r.get(0)).unwrap();
         assert_eq!(raw, "raw");
         // Running again is a no-op; a newer database is refused by an older build.

@@ -1,0 +1,219 @@
+//! What the SQL stores share about materialized instances: the horizon, the rows a series
+//! gives, the diff against the stored rows, and the busy answer.
+//!
+//! The table (`instances`) holds one row per occurrence of every stored series within a rolling
+//! horizon: (`calendar_id`, `uid`, `recurrence_id`) is the key, `recurrence_id` the occurrence's
+//! original start in [`RecurrenceId`](crate::RecurrenceId)'s text form, `starts_at`/`ends_at`
+//! in UTC as the `events` table writes them, `busy` and `tentative` its busy state. A row is
+//! written only when its interval or busy state changes.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Duration, DurationRound as _, Utc};
+
+use crate::details::EventDetails;
+use crate::id::{CalendarId, RecurrenceId};
+use crate::recur::{Busy, BusyInterval, Expander, Series, merge, spans};
+use crate::value::tz::Zone;
+
+/// How a store keeps materialized instances: the zone of floating times and dates, and the
+/// rolling horizon around today (30 days back, 400 ahead by default).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InstanceConfig {
+    zone: Zone,
+    back: Duration,
+    ahead: Duration,
+    max_per_series: usize,
+}
+
+impl Default for InstanceConfig {
+    fn default() -> Self {
+        Self { zone: Zone::UTC, back: Duration::days(30), ahead: Duration::days(400), max_per_series: 5_000 }
+    }
+}
+
+impl InstanceConfig {
+    /// The default: UTC for floating times and dates, 30 days back, 400 days ahead, at most
+    /// 5,000 instances per series in the horizon.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The zone floating times and dates are read in (the host's).
+    #[must_use]
+    pub fn zone(mut self, zone: Zone) -> Self {
+        self.zone = zone;
+        self
+    }
+
+    /// The horizon: `back` before and `ahead` after the start of today (UTC). Negative values
+    /// count as zero.
+    #[must_use]
+    pub fn horizon(mut self, back: Duration, ahead: Duration) -> Self {
+        self.back = back.max(Duration::zero());
+        self.ahead = ahead.max(Duration::zero());
+        self
+    }
+
+    /// The cap on one series' instances within the horizon (a minutely rule would otherwise
+    /// fill the table); reaching it is a warning of the apply.
+    #[must_use]
+    pub fn max_per_series(mut self, max: usize) -> Self {
+        self.max_per_series = max.max(1);
+        self
+    }
+
+    /// The configured zone.
+    #[must_use]
+    pub fn zone_of(&self) -> Zone {
+        self.zone
+    }
+
+    /// The horizon on the day of `now`: whole days, so it moves once a day.
+    pub(crate) fn window(&self, now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+        let day = now.duration_trunc(Duration::days(1)).unwrap_or(now);
+        (day - self.back, day + self.ahead)
+    }
+
+    pub(crate) fn expander(&self) -> Expander {
+        Expander::new(self.zone).max_instances(self.max_per_series)
+    }
+}
+
+/// One row of the `instances` table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct InstanceRow {
+    pub(crate) rid: String,
+    pub(crate) starts_at: DateTime<Utc>,
+    pub(crate) ends_at: DateTime<Utc>,
+    pub(crate) busy: bool,
+    pub(crate) tentative: bool,
+}
+
+/// The rows one series gives in `[from, to)`, by recurrence id, and its diagnostics.
+pub(crate) fn rows_of(
+    expander: &Expander,
+    components: &[(Option<RecurrenceId>, &EventDetails)],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> (Vec<InstanceRow>, Vec<String>) {
+    let mut series = Series::new();
+    for (rid, d) in components {
+        series.push(*rid, d);
+    }
+    let x = expander.expand(&series, from, to);
+    let mut rows: Vec<InstanceRow> = x
+        .instances
+        .into_iter()
+        .map(|i| InstanceRow {
+            rid: i.recurrence_id.to_string(),
+            starts_at: i.start,
+            ends_at: i.end,
+            busy: i.busy != Busy::Free,
+            tentative: i.busy == Busy::Tentative,
+        })
+        .collect();
+    // One row per occurrence: two components naming the same one (a feed's duplicate) keep the
+    // first.
+    rows.sort_by(|a, b| a.rid.cmp(&b.rid));
+    rows.dedup_by(|a, b| a.rid == b.rid);
+    (rows, x.diagnostics)
+}
+
+/// The writes that take `stored` rows to `wanted` ones (both of one series): upserts of new or
+/// changed rows, and the recurrence ids of rows to delete. Equal rows are not written.
+pub(crate) fn diff(stored: Vec<InstanceRow>, wanted: Vec<InstanceRow>) -> (Vec<InstanceRow>, Vec<String>) {
+    let mut old: HashMap<String, InstanceRow> = stored.into_iter().map(|r| (r.rid.clone(), r)).collect();
+    let mut upserts = Vec::new();
+    for w in wanted {
+        match old.remove(&w.rid) {
+            Some(o) if o == w => {}
+            _ => upserts.push(w),
+        }
+    }
+    let mut deletes: Vec<String> = old.into_keys().collect();
+    deletes.sort_unstable();
+    (upserts, deletes)
+}
+
+/// The trimmed fields a series needs for expansion (no texts, people or problems).
+pub(crate) fn for_expansion(mut d: EventDetails) -> EventDetails {
+    d.summary = None;
+    d.description = None;
+    d.location = None;
+    d.organizer = None;
+    d.attendees = Vec::new();
+    d.problems = Vec::new();
+    d
+}
+
+/// A busy query's answer: per calendar and merged across them, clipped to the window.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BusyAnswer {
+    /// Each asked calendar's busy intervals, sorted and merged (tentative where only tentative
+    /// instances cover the time). A calendar the store does not know has an empty list.
+    pub calendars: BTreeMap<CalendarId, Vec<BusyInterval>>,
+    /// Busy time across all asked calendars, merged the same way.
+    pub merged: Vec<BusyInterval>,
+    /// Calendars the store does not know.
+    pub unknown: Vec<CalendarId>,
+    /// Whether the answer was expanded from `events` (a window beyond the stored horizon, or
+    /// another zone than the instances were written in) rather than read from `instances`.
+    pub expanded: bool,
+    /// What could not be interpreted while expanding.
+    pub warnings: Vec<String>,
+}
+
+impl BusyAnswer {
+    /// Builds the answer from each calendar's busy intervals (any order).
+    pub(crate) fn of(
+        per_calendar: Vec<(CalendarId, Vec<BusyInterval>)>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Self {
+        let mut calendars = BTreeMap::new();
+        let mut all = Vec::new();
+        for (cal, intervals) in per_calendar {
+            all.extend(intervals.iter().copied());
+            calendars.insert(cal, merge(intervals, from, to));
+        }
+        Self { calendars, merged: merge(all, from, to), ..Self::default() }
+    }
+
+    /// The merged busy time as plain spans (tentative counted as busy).
+    #[must_use]
+    pub fn merged_spans(&self) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+        spans(&self.merged)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(rid: &str, h: u32, busy: bool) -> InstanceRow {
+        let at = |h: u32| format!("2026-12-01T{h:02}:00:00Z").parse().unwrap();
+        InstanceRow { rid: rid.into(), starts_at: at(h), ends_at: at(h + 1), busy, tentative: false }
+    }
+
+    #[test]
+    fn diff_writes_only_changed_rows() {
+        let stored = vec![row("a", 9, true), row("b", 10, true), row("c", 11, true)];
+        let wanted = vec![row("a", 9, true), row("b", 12, true), row("d", 13, false)];
+        let (upserts, deletes) = diff(stored.clone(), wanted);
+        assert_eq!(upserts, [row("b", 12, true), row("d", 13, false)]);
+        assert_eq!(deletes, ["c"]);
+        assert_eq!(diff(stored.clone(), stored), (vec![], vec![]));
+    }
+
+    #[test]
+    fn the_horizon_moves_by_whole_days() {
+        let c = InstanceConfig::new();
+        let a = c.window("2026-12-01T00:00:01Z".parse().unwrap());
+        let b = c.window("2026-12-01T23:59:59Z".parse().unwrap());
+        assert_eq!(a, b);
+        assert_eq!(a.0.to_rfc3339(), "2026-11-01T00:00:00+00:00");
+    }
+}

@@ -1,0 +1,431 @@
+//! The SQLite side of materialized instances: keeping `instances` in step with `events` inside
+//! an apply's transaction, sliding the horizon, and busy queries.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Duration, Utc};
+use rusqlite::{Connection, OptionalExtension as _, params};
+
+use super::sql::{TimeText, storage};
+use crate::details::EventDetails;
+use crate::error::{Error, ErrorKind, Result};
+use crate::id::{CalendarId, RecurrenceId, Uid};
+use crate::recur::BusyInterval;
+use crate::stores::instances::{BusyAnswer, InstanceConfig, InstanceRow, diff, for_expansion, rows_of};
+use crate::value::tz::Zone;
+
+/// Schema version 2: the `instances` table and each calendar's horizon.
+pub(super) const MIGRATION: &str = r"
+CREATE TABLE IF NOT EXISTS instances (
+    calendar_id   TEXT NOT NULL,
+    uid           TEXT NOT NULL,
+    recurrence_id TEXT NOT NULL,
+    starts_at     TEXT NOT NULL,
+    ends_at       TEXT NOT NULL,
+    busy          INTEGER NOT NULL,
+    tentative     INTEGER NOT NULL,
+    PRIMARY KEY (calendar_id, uid, recurrence_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS instances_busy ON instances (calendar_id, ends_at, starts_at, tentative) WHERE busy = 1;
+ALTER TABLE calendars ADD COLUMN instances_from TEXT;
+ALTER TABLE calendars ADD COLUMN instances_to TEXT;
+ALTER TABLE calendars ADD COLUMN instances_zone TEXT;
+";
+
+const UPSERT: &str = "
+INSERT INTO instances (calendar_id, uid, recurrence_id, starts_at, ends_at, busy, tentative)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+ON CONFLICT (calendar_id, uid, recurrence_id) DO UPDATE SET
+    starts_at = excluded.starts_at, ends_at = excluded.ends_at, busy = excluded.busy, tentative = excluded.tentative
+WHERE instances.starts_at IS NOT excluded.starts_at OR instances.ends_at IS NOT excluded.ends_at
+   OR instances.busy IS NOT excluded.busy OR instances.tentative IS NOT excluded.tentative";
+
+const DELETE: &str = "DELETE FROM instances WHERE calendar_id = ?1 AND uid = ?2 AND recurrence_id = ?3";
+
+/// One series' components, parsed for expansion.
+type Components = Vec<(Option<RecurrenceId>, EventDetails)>;
+
+/// The series an apply touched: the components it wrote (with their fields), by UID, and the
+/// UIDs it deleted from.
+#[derive(Default)]
+pub(super) struct Touched {
+    pub(super) written: HashMap<Uid, Components>,
+    pub(super) uids: Vec<Uid>,
+}
+
+/// A calendar's stored horizon.
+struct Horizon {
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    zone: String,
+}
+
+fn time(s: &str) -> Option<DateTime<Utc>> {
+    s.parse().ok()
+}
+
+fn horizon(conn: &Connection, calendar: &str) -> Result<Option<Horizon>> {
+    let row: Option<(Option<String>, Option<String>, Option<String>)> = conn
+        .query_row(
+            "SELECT instances_from, instances_to, instances_zone FROM calendars WHERE calendar_id = ?1",
+            [calendar],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()
+        .map_err(storage("read horizon"))?;
+    Ok(row.and_then(|(f, t, z)| Some(Horizon { from: time(f.as_deref()?)?, to: time(t.as_deref()?)?, zone: z? })))
+}
+
+/// The stored components of one series, parsed for expansion.
+fn components(conn: &Connection, calendar: &str, uid: &str) -> Result<Components> {
+    let mut stmt = conn
+        .prepare_cached("SELECT recurrence_id, raw FROM events WHERE calendar_id = ?1 AND uid = ?2")
+        .map_err(storage("prepare"))?;
+    let rows = stmt
+        .query_map(params![calendar, uid], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+        .map_err(storage("read series"))?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (rid, raw) = row.map_err(storage("read series"))?;
+        out.push((parse_rid(&rid)?, for_expansion(crate::details::parse(&raw))));
+    }
+    Ok(out)
+}
+
+fn parse_rid(rid: &str) -> Result<Option<RecurrenceId>> {
+    if rid.is_empty() {
+        return Ok(None);
+    }
+    rid.parse()
+        .map(Some)
+        .map_err(|_| Error::new(ErrorKind::Storage, format!("sqlite: unreadable stored recurrence_id {rid:?}")))
+}
+
+/// The stored instance rows of one series (unreadable times count as changed).
+fn stored_rows(conn: &Connection, calendar: &str, uid: &str) -> Result<Vec<InstanceRow>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT recurrence_id, starts_at, ends_at, busy, tentative FROM instances WHERE calendar_id = ?1 AND uid = ?2",
+        )
+        .map_err(storage("prepare"))?;
+    let rows = stmt
+        .query_map(params![calendar, uid], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, bool>(3)?,
+                r.get::<_, bool>(4)?,
+            ))
+        })
+        .map_err(storage("read instances"))?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (rid, s, e, busy, tentative) = row.map_err(storage("read instances"))?;
+        let epoch = DateTime::<Utc>::UNIX_EPOCH;
+        out.push(InstanceRow {
+            rid,
+            starts_at: time(&s).unwrap_or(epoch),
+            ends_at: time(&e).unwrap_or(epoch),
+            busy,
+            tentative,
+        });
+    }
+    Ok(out)
+}
+
+/// Writes the difference between a series' stored and wanted rows; answers the rows written.
+fn write(
+    conn: &Connection,
+    calendar: &str,
+    uid: &str,
+    stored: Vec<InstanceRow>,
+    wanted: Vec<InstanceRow>,
+) -> Result<u64> {
+    let (upserts, deletes) = diff(stored, wanted);
+    let mut n = 0u64;
+    if !upserts.is_empty() {
+        let mut up = conn.prepare_cached(UPSERT).map_err(storage("prepare"))?;
+        for r in &upserts {
+            let (s, e) = (TimeText::of(r.starts_at), TimeText::of(r.ends_at));
+            n += up
+                .execute(params![calendar, uid, r.rid, s.as_str(), e.as_str(), r.busy, r.tentative])
+                .map_err(storage("write instance"))? as u64;
+        }
+    }
+    if !deletes.is_empty() {
+        let mut del = conn.prepare_cached(DELETE).map_err(storage("prepare"))?;
+        for rid in &deletes {
+            n += del.execute(params![calendar, uid, rid]).map_err(storage("delete instance"))? as u64;
+        }
+    }
+    Ok(n)
+}
+
+fn save_horizon(conn: &Connection, calendar: &str, from: DateTime<Utc>, to: DateTime<Utc>, zone: Zone) -> Result<()> {
+    let (f, t) = (TimeText::of(from), TimeText::of(to));
+    conn.execute(
+        "UPDATE calendars SET instances_from = ?2, instances_to = ?3, instances_zone = ?4 WHERE calendar_id = ?1
+           AND (instances_from IS NOT ?2 OR instances_to IS NOT ?3 OR instances_zone IS NOT ?4)",
+        params![calendar, f.as_str(), t.as_str(), zone.name()],
+    )
+    .map_err(storage("write horizon"))?;
+    Ok(())
+}
+
+/// Brings a calendar's instances in step with its events after an apply wrote them (same
+/// transaction; the calendar's row exists). `was_empty`: the calendar held no event before,
+/// so the written components are whole series.
+pub(super) fn maintain(
+    conn: &Connection,
+    calendar: &str,
+    config: &InstanceConfig,
+    now: DateTime<Utc>,
+    was_empty: bool,
+    touched: Touched,
+    warnings: &mut Vec<String>,
+) -> Result<()> {
+    let (from, to) = config.window(now);
+    let expander = config.expander();
+    match horizon(conn, calendar)? {
+        // First materialization, or another zone: every series, over the whole horizon.
+        None if !was_empty => rebuild(conn, calendar, config, from, to, warnings)?,
+        Some(h) if h.zone != config.zone_of().name() => rebuild(conn, calendar, config, from, to, warnings)?,
+        stored => {
+            let none_stored = was_empty
+                && conn
+                    .query_row("SELECT NOT EXISTS (SELECT 1 FROM instances WHERE calendar_id = ?1)", [calendar], |r| {
+                        r.get::<_, bool>(0)
+                    })
+                    .map_err(storage("read instances"))?;
+            let Touched { mut written, uids } = touched;
+            for uid in uids {
+                let comps = match (was_empty, written.remove(&uid)) {
+                    (true, Some(c)) => c,
+                    _ => components(conn, calendar, uid.as_str())?,
+                };
+                let refs: Vec<_> = comps.iter().map(|(r, d)| (*r, d)).collect();
+                let (wanted, notes) = rows_of(&expander, &refs, from, to);
+                warnings.extend(notes.into_iter().map(|n| format!("{calendar}/{uid}: {n}")));
+                let stored_rows = if none_stored { Vec::new() } else { stored_rows(conn, calendar, uid.as_str())? };
+                write(conn, calendar, uid.as_str(), stored_rows, wanted)?;
+            }
+            // The horizon moved ahead since the last apply: the newly covered days.
+            if let Some(h) = stored
+                && to > h.to
+            {
+                slide_calendar(conn, calendar, config, h.to, to, warnings)?;
+            }
+        }
+    }
+    save_horizon(conn, calendar, from, to, config.zone_of())
+}
+
+/// The UIDs of series that may have instances in `[from, to)`: recurring ones, overrides, and
+/// single events near the window (floating and all-day times move by up to a day with the zone).
+fn candidates(
+    conn: &Connection,
+    calendar: &str,
+    from: Option<DateTime<Utc>>,
+    to: DateTime<Utc>,
+) -> Result<BTreeMap<String, Components>> {
+    let slack = Duration::days(2);
+    let (f, t) = (TimeText::of(from.map_or(DateTime::<Utc>::MIN_UTC, |f| f - slack)), TimeText::of(to + slack));
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT uid, recurrence_id, raw FROM events WHERE calendar_id = ?1 AND uid IN (
+                 SELECT uid FROM events WHERE calendar_id = ?1 AND (
+                     rrule IS NOT NULL OR recurrence_id != '' OR starts_at IS NULL OR instr(raw, 'RDATE') > 0
+                     OR (starts_at < ?3 AND coalesce(ends_at, starts_at) >= ?2)))",
+        )
+        .map_err(storage("prepare"))?;
+    let rows = stmt
+        .query_map(params![calendar, f.as_str(), t.as_str()], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+        })
+        .map_err(storage("read series"))?;
+    let mut out: BTreeMap<String, Vec<_>> = BTreeMap::new();
+    for row in rows {
+        let (uid, rid, raw) = row.map_err(storage("read series"))?;
+        let parsed = (parse_rid(&rid)?, for_expansion(crate::details::parse(&raw)));
+        out.entry(uid).or_default().push(parsed);
+    }
+    Ok(out)
+}
+
+/// Every series of a calendar, re-expanded over `[from, to)` and diffed with its stored rows.
+fn rebuild(
+    conn: &Connection,
+    calendar: &str,
+    config: &InstanceConfig,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    warnings: &mut Vec<String>,
+) -> Result<()> {
+    let expander = config.expander();
+    let mut stored: BTreeMap<String, Vec<InstanceRow>> = BTreeMap::new();
+    {
+        let mut stmt = conn
+            .prepare_cached("SELECT DISTINCT uid FROM instances WHERE calendar_id = ?1")
+            .map_err(storage("prepare"))?;
+        let uids: Vec<String> = stmt
+            .query_map([calendar], |r| r.get(0))
+            .map_err(storage("read instances"))?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(storage("read instances"))?;
+        for uid in uids {
+            let rows = stored_rows(conn, calendar, &uid)?;
+            stored.insert(uid, rows);
+        }
+    }
+    for (uid, comps) in candidates(conn, calendar, Some(from), to)? {
+        let refs: Vec<_> = comps.iter().map(|(r, d)| (*r, d)).collect();
+        let (wanted, notes) = rows_of(&expander, &refs, from, to);
+        warnings.extend(notes.into_iter().map(|n| format!("{calendar}/{uid}: {n}")));
+        let old = stored.remove(&uid).unwrap_or_default();
+        write(conn, calendar, &uid, old, wanted)?;
+    }
+    for (uid, old) in stored {
+        write(conn, calendar, &uid, old, Vec::new())?;
+    }
+    Ok(())
+}
+
+/// Writes the instances of `[old_to, new_to)`: only rows that are new or changed.
+fn slide_calendar(
+    conn: &Connection,
+    calendar: &str,
+    config: &InstanceConfig,
+    old_to: DateTime<Utc>,
+    new_to: DateTime<Utc>,
+    warnings: &mut Vec<String>,
+) -> Result<u64> {
+    let expander = config.expander();
+    let mut n = 0;
+    let mut up = conn.prepare_cached(UPSERT).map_err(storage("prepare"))?;
+    for (uid, comps) in candidates(conn, calendar, Some(old_to), new_to)? {
+        let refs: Vec<_> = comps.iter().map(|(r, d)| (*r, d)).collect();
+        let (rows, notes) = rows_of(&expander, &refs, old_to, new_to);
+        warnings.extend(notes.into_iter().map(|x| format!("{calendar}/{uid}: {x}")));
+        for r in rows {
+            let (s, e) = (TimeText::of(r.starts_at), TimeText::of(r.ends_at));
+            n += up
+                .execute(params![calendar, uid, r.rid, s.as_str(), e.as_str(), r.busy, r.tentative])
+                .map_err(storage("write instance"))? as u64;
+        }
+    }
+    Ok(n)
+}
+
+/// What sliding the horizon did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SlideReport {
+    /// Calendars whose horizon moved.
+    pub calendars: usize,
+    /// Instance rows written (new or changed occurrences in the newly covered days).
+    pub written: u64,
+    /// What could not be interpreted while expanding.
+    pub warnings: Vec<String>,
+}
+
+/// Slides every calendar's horizon to the one of `now`.
+pub(super) fn slide_all(conn: &mut Connection, config: &InstanceConfig, now: DateTime<Utc>) -> Result<SlideReport> {
+    let (from, to) = config.window(now);
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(storage("begin"))?;
+    let calendars: Vec<String> = tx
+        .prepare("SELECT calendar_id FROM calendars ORDER BY calendar_id")
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .map_err(storage("read calendars"))?;
+    let mut report = SlideReport::default();
+    for cal in calendars {
+        match horizon(&tx, &cal)? {
+            Some(h) if h.zone == config.zone_of().name() => {
+                if to > h.to {
+                    report.written += slide_calendar(&tx, &cal, config, h.to, to, &mut report.warnings)?;
+                    report.calendars += 1;
+                }
+            }
+            _ => {
+                rebuild(&tx, &cal, config, from, to, &mut report.warnings)?;
+                report.calendars += 1;
+            }
+        }
+        save_horizon(&tx, &cal, from, to, config.zone_of())?;
+    }
+    tx.commit().map_err(storage("commit"))?;
+    Ok(report)
+}
+
+/// Answers a busy query: from `instances` where the stored horizon covers the window in the
+/// asked zone, else by expanding the calendar's events.
+pub(super) fn busy(
+    conn: &Connection,
+    config: Option<&InstanceConfig>,
+    calendars: &[CalendarId],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    zone: Zone,
+) -> Result<BusyAnswer> {
+    let mut per = Vec::new();
+    let mut unknown = Vec::new();
+    let mut expanded = false;
+    let mut warnings = Vec::new();
+    let (f, t) = (TimeText::of(from), TimeText::of(to));
+    for cal in calendars {
+        let name = cal.as_str();
+        let known: bool = conn
+            .query_row("SELECT EXISTS (SELECT 1 FROM calendars WHERE calendar_id = ?1)", [name], |r| r.get(0))
+            .map_err(storage("read calendars"))?;
+        if !known {
+            unknown.push(cal.clone());
+            per.push((cal.clone(), Vec::new()));
+            continue;
+        }
+        let covered = config.is_some()
+            && horizon(conn, name)?.is_some_and(|h| h.zone == zone.name() && h.from <= from && to <= h.to);
+        let mut intervals = Vec::new();
+        if covered {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT starts_at, ends_at, tentative FROM instances INDEXED BY instances_busy
+                     WHERE calendar_id = ?1 AND busy = 1 AND ends_at > ?2 AND starts_at < ?3",
+                )
+                .map_err(storage("prepare"))?;
+            let rows = stmt
+                .query_map(params![name, f.as_str(), t.as_str()], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, bool>(2)?))
+                })
+                .map_err(storage("busy query"))?;
+            for row in rows {
+                let (s, e, tentative) = row.map_err(storage("busy query"))?;
+                match (time(&s), time(&e)) {
+                    (Some(s), Some(e)) => intervals.push(BusyInterval::new(s, e, tentative)),
+                    _ => {
+                        return Err(Error::new(
+                            ErrorKind::Storage,
+                            format!("sqlite: unreadable instance time in {cal}"),
+                        ));
+                    }
+                }
+            }
+        } else {
+            expanded = true;
+            let zoned = config.map_or_else(InstanceConfig::new, |c| *c).zone(zone).expander();
+            for (uid, comps) in candidates(conn, name, Some(from), to)? {
+                let refs: Vec<_> = comps.iter().map(|(r, d)| (*r, d)).collect();
+                let (rows, notes) = rows_of(&zoned, &refs, from, to);
+                warnings.extend(notes.into_iter().map(|x| format!("{cal}/{uid}: {x}")));
+                intervals.extend(
+                    rows.iter().filter(|r| r.busy).map(|r| BusyInterval::new(r.starts_at, r.ends_at, r.tentative)),
+                );
+            }
+        }
+        per.push((cal.clone(), intervals));
+    }
+    let mut answer = BusyAnswer::of(per, from, to);
+    answer.unknown = unknown;
+    answer.expanded = expanded;
+    answer.warnings = warnings;
+    Ok(answer)
+}

@@ -1,0 +1,196 @@
+//! Materialized instances in SQLite: their write economy counted by the database (triggers on
+//! `instances`), the horizon, and busy queries against expansion from `events`.
+
+use calscope::{CalendarId, Engine, Event, FingerprintPolicy, InstanceConfig, MemorySource, SqliteStore, Zone};
+use chrono::{DateTime, Duration, DurationRound as _, Utc};
+
+use crate::common::{counted_db, remove_db, take_instance_writes};
+
+fn today() -> DateTime<Utc> {
+    Utc::now().duration_trunc(Duration::days(1)).unwrap()
+}
+
+/// A basic UTC time `days` from today at `hour`.
+fn t(days: i64, hour: i64) -> String {
+    (today() + Duration::days(days) + Duration::hours(hour)).format("%Y%m%dT%H%M%SZ").to_string()
+}
+
+fn event(cal: &CalendarId, body: &str, stamp: u32) -> Event {
+    let ics = format!("BEGIN:VEVENT\r\n{body}\r\nDTSTAMP:20260101T0000{stamp:02}Z\r\nEND:VEVENT\r\n")
+        .replace('\n', "\r\n")
+        .replace("\r\r", "\r");
+    Event::from_ics(cal, &ics, &FingerprintPolicy::default()).unwrap()
+}
+
+struct Feed {
+    weekly: String,
+    overrides: Vec<String>,
+    singles: usize,
+}
+
+impl Feed {
+    fn put(&self, source: &MemorySource, cal: &CalendarId, stamp: u32) {
+        source.put(event(cal, &self.weekly, stamp));
+        for o in &self.overrides {
+            source.put(event(cal, o, stamp));
+        }
+        for i in 0..self.singles {
+            let day = i64::try_from(i).unwrap();
+            source.put(event(
+                cal,
+                &format!("UID:single-{i}\nDTSTART:{}\nDURATION:PT1H\nSUMMARY:s{i}", t(day, 9)),
+                stamp,
+            ));
+        }
+        source.put(event(
+            cal,
+            &format!("UID:daily\nDTSTART:{}\nDURATION:PT15M\nRRULE:FREQ=DAILY;COUNT=20", t(-5, 8)),
+            stamp,
+        ));
+    }
+}
+
+#[tokio::test]
+async fn instance_writes_follow_real_changes_only() {
+    let path = counted_db("instances");
+    let engine = Engine::new(SqliteStore::open(&path).unwrap());
+    let cal = CalendarId::new("work").unwrap();
+    let source = MemorySource::new();
+    let mut feed = Feed {
+        weekly: format!("UID:weekly\nDTSTART:{}\nDURATION:PT1H\nRRULE:FREQ=WEEKLY", t(-60, 10)),
+        overrides: vec![],
+        singles: 3,
+    };
+    feed.put(&source, &cal, 0);
+    let r = engine.sync(&source, &cal).await;
+    assert!(r.is_ok(), "{r:?}");
+    let first = take_instance_writes(engine.store());
+    // Weekly over 30 days back and 400 ahead: 62 or 63 occurrences (by weekday); 20 dailies;
+    // 3 singles. All inserts.
+    let weekly = first.iter().filter(|w| w.1 == "weekly").count();
+    assert!((61..=63).contains(&weekly), "{weekly}");
+    assert_eq!(first.iter().filter(|w| w.1 == "daily").count(), 20);
+    assert_eq!(first.iter().filter(|w| w.1.starts_with("single")).count(), 3);
+    assert!(first.iter().all(|w| w.0 == "insert"));
+
+    // DTSTAMP churn: no event row and no instance row is written.
+    feed.put(&source, &cal, 1);
+    let r = engine.sync(&source, &cal).await;
+    assert!(r.is_ok(), "{r:?}");
+    assert_eq!(take_instance_writes(engine.store()), Vec::<(String, String, String)>::new());
+
+    // One occurrence moved: one instance row.
+    let original = t(3 * 7 - 60 + 63, 10);
+    let moved_rid = original.clone();
+    feed.overrides =
+        vec![format!("UID:weekly\nRECURRENCE-ID:{moved_rid}\nDTSTART:{}\nDURATION:PT1H", t(3 * 7 - 60 + 63, 15))];
+    feed.put(&source, &cal, 2);
+    let r = engine.sync(&source, &cal).await;
+    assert_eq!(r.inserted, 1, "{r:?}");
+    let moved = take_instance_writes(engine.store());
+    assert_eq!(moved, [("update".into(), "weekly".into(), moved_rid.clone())]);
+
+    // The same override moved again (its SEQUENCE-less text changes): still one row.
+    feed.overrides =
+        vec![format!("UID:weekly\nRECURRENCE-ID:{moved_rid}\nDTSTART:{}\nDURATION:PT2H", t(3 * 7 - 60 + 64, 15))];
+    feed.put(&source, &cal, 3);
+    let _ = engine.sync(&source, &cal).await;
+    assert_eq!(take_instance_writes(engine.store()).len(), 1);
+
+    // The rule changed (every other week): only that series' rows.
+    feed.weekly = format!("UID:weekly\nDTSTART:{}\nDURATION:PT1H\nRRULE:FREQ=WEEKLY;INTERVAL=2", t(-60, 10));
+    feed.put(&source, &cal, 4);
+    let _ = engine.sync(&source, &cal).await;
+    let changed = take_instance_writes(engine.store());
+    assert!(!changed.is_empty());
+    assert!(changed.iter().all(|w| w.1 == "weekly"), "{changed:?}");
+    assert!(changed.iter().all(|w| w.0 == "delete" || w.0 == "update"), "{changed:?}");
+
+    // A single event removed: its row goes.
+    source.remove(&calscope::EventKey::new(cal.clone(), calscope::Uid::new("single-2").unwrap(), None));
+    feed.singles = 2;
+    let _ = engine.sync(&source, &cal).await;
+    let removed = take_instance_writes(engine.store());
+    assert_eq!(removed.iter().map(|w| (w.0.as_str(), w.1.as_str())).collect::<Vec<_>>(), [("delete", "single-2")]);
+    remove_db(&path);
+}
+
+#[tokio::test]
+async fn sliding_the_horizon_writes_only_the_newly_covered_occurrences() {
+    let path = counted_db("slide");
+    let engine = Engine::new(SqliteStore::open(&path).unwrap());
+    let cal = CalendarId::new("work").unwrap();
+    let source = MemorySource::new();
+    source.put(event(&cal, &format!("UID:daily\nDTSTART:{}\nDURATION:PT1H\nRRULE:FREQ=DAILY", t(-100, 9)), 0));
+    source.put(event(&cal, &format!("UID:far\nDTSTART:{}\nDURATION:PT1H", t(405, 9)), 0));
+    source.put(event(&cal, &format!("UID:near\nDTSTART:{}\nDURATION:PT1H", t(2, 9)), 0));
+    let _ = engine.sync(&source, &cal).await;
+    let first = take_instance_writes(engine.store());
+    assert_eq!(first.iter().filter(|w| w.1 == "daily").count(), 430);
+    assert!(first.iter().all(|w| w.1 != "far"));
+
+    // Seven days later: seven new daily occurrences and the far event, nothing else.
+    let report = engine.store().slide_instances(today() + Duration::days(7)).await.unwrap();
+    let slid = take_instance_writes(engine.store());
+    assert_eq!(report.written, 8, "{report:?}");
+    assert_eq!(slid.iter().filter(|w| w.1 == "daily").count(), 7);
+    assert_eq!(slid.iter().filter(|w| w.1 == "far").count(), 1);
+    assert!(slid.iter().all(|w| w.0 == "insert"));
+    // The same day again: nothing.
+    let again = engine.store().slide_instances(today() + Duration::days(7)).await.unwrap();
+    assert_eq!(again.written, 0);
+    assert!(take_instance_writes(engine.store()).is_empty());
+    remove_db(&path);
+}
+
+#[tokio::test]
+async fn busy_from_instances_equals_busy_expanded_from_events() {
+    let cal = CalendarId::new("c").unwrap();
+    let other = CalendarId::new("d").unwrap();
+    let source = MemorySource::new();
+    source.put(event(
+        &cal,
+        &format!(
+            "UID:w\nDTSTART;TZID=Europe/Berlin:{}\nDURATION:PT1H\nRRULE:FREQ=WEEKLY;BYDAY=MO,WE",
+            t(-10, 9).trim_end_matches('Z')
+        ),
+        0,
+    ));
+    source.put(event(&cal, &format!("UID:x\nDTSTART:{}\nDURATION:PT3H\nSTATUS:TENTATIVE", t(4, 8)), 0));
+    source.put(event(&cal, &format!("UID:y\nDTSTART:{}\nDURATION:PT3H\nTRANSP:TRANSPARENT", t(5, 8)), 0));
+    source.put(event(&cal, "UID:allday\nDTSTART;VALUE=DATE:20261224\nRRULE:FREQ=YEARLY", 0));
+    source.put(event(&other, &format!("UID:z\nDTSTART:{}\nDURATION:PT1H\nRRULE:FREQ=DAILY;COUNT=30", t(0, 9)), 0));
+    let with = Engine::new(
+        SqliteStore::open_in_memory()
+            .unwrap()
+            .with_instances(InstanceConfig::new().zone(Zone::named("Europe/Berlin").unwrap())),
+    );
+    let without = Engine::new(SqliteStore::open_in_memory().unwrap().without_instances());
+    for e in [&with, &without] {
+        for c in [&cal, &other] {
+            assert!(e.sync(&source, c).await.is_ok());
+        }
+    }
+    let zone = Zone::named("Europe/Berlin").unwrap();
+    let (from, to) = (today(), today() + Duration::days(365));
+    let cals = [cal.clone(), other.clone(), CalendarId::new("nobody").unwrap()];
+    let a = with.store().busy(&cals, from, to, zone).await.unwrap();
+    let b = without.store().busy(&cals, from, to, zone).await.unwrap();
+    assert!(!a.expanded && b.expanded);
+    assert_eq!(a.calendars, b.calendars);
+    assert_eq!(a.merged, b.merged);
+    assert_eq!(a.unknown, [CalendarId::new("nobody").unwrap()]);
+    assert!(a.calendars[&cal].iter().any(|i| i.tentative));
+    // Beyond the horizon, and in another zone: expanded, and still the same answer.
+    let far = (today() + Duration::days(500), today() + Duration::days(560));
+    let a = with.store().busy(&cals, far.0, far.1, zone).await.unwrap();
+    let b = without.store().busy(&cals, far.0, far.1, zone).await.unwrap();
+    assert!(a.expanded);
+    assert_eq!(a.merged, b.merged);
+    assert!(!a.merged.is_empty());
+    let tokyo = Zone::named("Asia/Tokyo").unwrap();
+    let a = with.store().busy(&cals, from, to, tokyo).await.unwrap();
+    let b = without.store().busy(&cals, from, to, tokyo).await.unwrap();
+    assert!(a.expanded);
+    assert_eq!(a.merged, b.merged);
+}
