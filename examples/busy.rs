@@ -103,7 +103,7 @@ fn json(args: &Args, answer: &BusyAnswer) -> String {
 fn table(args: &Args, answer: &BusyAnswer) -> String {
     let mut out = String::new();
     let width = args.calendars.iter().map(|c| c.as_str().len()).chain([8]).max().unwrap_or(8);
-    let _ = writeln!(out, "{:width$}  {:20}  {:20}  {}", "CALENDAR", "FROM", "TO", "TENTATIVE");
+    let _ = writeln!(out, "{:width$}  {:20}  {:20}  TENTATIVE", "CALENDAR", "FROM", "TO");
     for cal in &args.calendars {
         for i in answer.calendars.get(cal).map(Vec::as_slice).unwrap_or_default() {
             let t = if i.tentative { "yes" } else { "" };
