@@ -143,16 +143,16 @@ pub use source::{
 pub use state::{CalendarHead, Revision, StoredEntry, StoredState};
 pub use store::{Applied, ApplyRequest, LoadScope, Store};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
-pub use stores::instances::{BusyAnswer, InstanceConfig};
+pub use stores::instances::{BusyAnswer, InstanceConfig, SlideReport};
 pub use stores::memory::{MemoryStore, WriteStats};
 #[cfg(feature = "sqlite")]
-pub use stores::sqlite::{SlideReport, SqliteStore};
+pub use stores::sqlite::SqliteStore;
 pub use value::tz::Zone;
 /// The SQLite store's module: [`SqliteStore`], its schema version, and the `rusqlite` it is
 /// built on (for host queries through [`SqliteStore::with_connection`]).
 #[cfg(feature = "sqlite")]
 pub mod sqlite {
-    pub use crate::stores::sqlite::{SCHEMA_VERSION, SlideReport, SqliteStore};
+    pub use crate::stores::sqlite::{SCHEMA_VERSION, SqliteStore};
     pub use rusqlite;
 }
 #[cfg(feature = "postgres")]

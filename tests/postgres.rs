@@ -89,6 +89,11 @@ impl std::ops::Sub for Tuples {
 /// pending statistics (`pg_stat_force_next_flush`; a backend otherwise reports them up to a
 /// second late).
 async fn tuples(db: &Db, stores: &[&PostgresStore]) -> Tuples {
+    tuples_of(db, stores, "events").await
+}
+
+/// The same counters of another table.
+async fn tuples_of(db: &Db, stores: &[&PostgresStore], table: &str) -> Tuples {
     for store in stores {
         let pool = store.pool();
         let mut held = Vec::new();
@@ -103,7 +108,7 @@ async fn tuples(db: &Db, stores: &[&PostgresStore]) -> Tuples {
     }
     let reader = client(&db.url).await;
     let row = reader
-        .query_one("SELECT n_tup_ins, n_tup_upd, n_tup_del FROM pg_stat_user_tables WHERE relname = 'events'", &[])
+        .query_one("SELECT n_tup_ins, n_tup_upd, n_tup_del FROM pg_stat_user_tables WHERE relname = $1", &[&table])
         .await
         .unwrap();
     Tuples { ins: row.get(0), upd: row.get(1), del: row.get(2) }
@@ -381,6 +386,110 @@ fn two_engines_syncing_the_same_100_calendars_concurrently_lose_nothing() {
         let t2 = tuples(&db, &[&a, &b]).await;
         assert_eq!(t2 - t1, Tuples { ins: 0, upd: 100, del: 0 }, "only B's updates were written");
         drop((ea, eb, a, b));
+        db.drop().await;
+    });
+}
+
+/// Materialized instances in Postgres: their writes as the server counts them
+/// (`pg_stat_user_tables` of `instances`), busy queries against expansion from `events`, and
+/// the slot query over many calendars.
+#[test]
+fn instances_write_only_real_changes_and_answer_busy_queries() {
+    use chrono::{Duration, DurationRound as _, Utc};
+    runtime().block_on(async {
+        let db = Db::create("instances").await;
+        let store = db.store(2).await;
+        let day = Utc::now().duration_trunc(Duration::days(1)).unwrap();
+        let at = |days: i64, hour: i64| {
+            (day + Duration::days(days) + Duration::hours(hour)).format("%Y%m%dT%H%M%SZ").to_string()
+        };
+        let component = |cal: &CalendarId, body: String, stamp: u32| {
+            let text = format!(
+                "BEGIN:VEVENT\r\n{}\r\nDTSTAMP:20260101T0000{stamp:02}Z\r\nEND:VEVENT\r\n",
+                body.replace('\n', "\r\n")
+            );
+            Event::from_ics(cal, &text, &FingerprintPolicy::default()).unwrap()
+        };
+        let source = MemorySource::new();
+        let ids: Vec<CalendarId> = (0..20).map(|i| cal(&format!("person-{i}"))).collect();
+        let put = |stamp: u32, moved: Option<i64>| {
+            for (i, id) in ids.iter().enumerate() {
+                let i = i64::try_from(i).unwrap();
+                source.put(component(
+                    id,
+                    format!("UID:standup\nDTSTART:{}\nDURATION:PT30M\nRRULE:FREQ=DAILY", at(-40, 9)),
+                    stamp,
+                ));
+                source.put(component(id, format!("UID:one-off\nDTSTART:{}\nDURATION:PT1H", at(i % 5, 14)), stamp));
+                if let Some(h) = moved {
+                    source.put(component(
+                        id,
+                        format!("UID:standup\nRECURRENCE-ID:{}\nDTSTART:{}\nDURATION:PT30M", at(3, 9), at(3, h)),
+                        stamp,
+                    ));
+                }
+            }
+        };
+        let engine = Engine::new(store);
+        put(0, None);
+        for id in &ids {
+            assert!(engine.sync(&source, id).await.is_ok());
+        }
+        let first = tuples_of(&db, &[engine.store()], "instances").await;
+        // 430 daily occurrences and one single per calendar.
+        assert_eq!(first, Tuples { ins: 20 * 431, upd: 0, del: 0 });
+
+        // DTSTAMP churn everywhere: no instance written.
+        put(1, None);
+        for id in &ids {
+            assert!(engine.sync(&source, id).await.is_ok());
+        }
+        let churn = tuples_of(&db, &[engine.store()], "instances").await;
+        assert_eq!((churn - first), Tuples { ins: 0, upd: 0, del: 0 });
+
+        // One occurrence moved in each calendar: one row each.
+        put(2, Some(16));
+        for id in &ids {
+            assert!(engine.sync(&source, id).await.is_ok());
+        }
+        let moved = tuples_of(&db, &[engine.store()], "instances").await;
+        assert_eq!((moved - churn), Tuples { ins: 0, upd: 20, del: 0 });
+
+        // Busy: from instances, the same as expanded from events.
+        let (from, to) = (day, day + Duration::days(30));
+        let a = engine.store().busy(&ids, from, to, calscope::Zone::UTC).await.unwrap();
+        assert!(!a.expanded);
+        let plain = PostgresStore::connect(&db.url).await.unwrap().without_instances();
+        let b = plain.busy(&ids, from, to, calscope::Zone::UTC).await.unwrap();
+        assert!(b.expanded);
+        assert_eq!(a.calendars, b.calendars);
+        assert_eq!(a.merged, b.merged);
+        assert_eq!(a.calendars[&ids[0]].len(), 31, "30 stand-ups and the one-off");
+
+        // Which calendars are busy from 14:00 to 14:30 on day 2: those whose one-off is then.
+        let busy = engine
+            .store()
+            .busy_at(
+                &ids,
+                day + Duration::days(2) + Duration::hours(14),
+                day + Duration::days(2) + Duration::hours(14) + Duration::minutes(30),
+            )
+            .await
+            .unwrap();
+        let want: Vec<CalendarId> = {
+            let mut w: Vec<CalendarId> =
+                ids.iter().enumerate().filter(|(i, _)| i % 5 == 2).map(|(_, c)| c.clone()).collect();
+            w.sort();
+            w
+        };
+        assert_eq!(busy, want);
+        // Sliding a week ahead: seven new stand-ups per calendar, nothing else.
+        let report = engine.store().slide_instances(day + Duration::days(7)).await.unwrap();
+        assert_eq!(report.written, 20 * 7, "{report:?}");
+        let slid = tuples_of(&db, &[engine.store()], "instances").await;
+        assert_eq!((slid - moved), Tuples { ins: 20 * 7, upd: 0, del: 0 });
+        drop(engine);
+        drop(plain);
         db.drop().await;
     });
 }

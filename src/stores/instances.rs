@@ -148,6 +148,18 @@ pub(crate) fn for_expansion(mut d: EventDetails) -> EventDetails {
     d
 }
 
+/// What sliding the horizon did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SlideReport {
+    /// Calendars whose horizon moved.
+    pub calendars: usize,
+    /// Instance rows written (new or changed occurrences in the newly covered days).
+    pub written: u64,
+    /// What could not be interpreted while expanding.
+    pub warnings: Vec<String>,
+}
+
 /// A busy query's answer: per calendar and merged across them, clipped to the window.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]

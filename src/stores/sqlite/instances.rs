@@ -11,7 +11,7 @@ use crate::details::EventDetails;
 use crate::error::{Error, ErrorKind, Result};
 use crate::id::{CalendarId, RecurrenceId, Uid};
 use crate::recur::BusyInterval;
-use crate::stores::instances::{BusyAnswer, InstanceConfig, InstanceRow, diff, for_expansion, rows_of};
+use crate::stores::instances::{BusyAnswer, InstanceConfig, InstanceRow, SlideReport, diff, for_expansion, rows_of};
 use crate::value::tz::Zone;
 
 /// Schema version 2: the `instances` table and each calendar's horizon.
@@ -315,18 +315,6 @@ fn slide_calendar(
         }
     }
     Ok(n)
-}
-
-/// What sliding the horizon did.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct SlideReport {
-    /// Calendars whose horizon moved.
-    pub calendars: usize,
-    /// Instance rows written (new or changed occurrences in the newly covered days).
-    pub written: u64,
-    /// What could not be interpreted while expanding.
-    pub warnings: Vec<String>,
 }
 
 /// Slides every calendar's horizon to the one of `now`.

@@ -16,12 +16,11 @@ use crate::id::{CalendarId, Cursor, Etag, EventKey, Href};
 use crate::state::{CalendarHead, Revision, StoredEntry, StoredState};
 use crate::store::{Applied, ApplyRequest, LoadScope, Store};
 use crate::stores::columns::{self, EntryColumns, Row, entry, rid_text, row};
-use crate::stores::instances::{BusyAnswer, InstanceConfig};
+use crate::stores::instances::{BusyAnswer, InstanceConfig, SlideReport};
 use crate::value::tz::Zone;
 
 mod instances;
 mod sql;
-pub use instances::SlideReport;
 use sql::{TimeText, storage, time_text};
 
 /// The schema version this build writes (`PRAGMA user_version`).

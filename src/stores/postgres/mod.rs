@@ -18,13 +18,18 @@ use crate::id::{CalendarId, Cursor};
 use crate::state::{CalendarHead, Revision, StoredEntry, StoredState};
 use crate::store::{Applied, ApplyRequest, LoadScope, Store};
 use crate::stores::columns::{self, EntryColumns, Row, UpsertRow, entry, rid_text, row};
+use crate::stores::instances::{BusyAnswer, InstanceConfig, SlideReport};
+use crate::value::tz::Zone;
+
+mod instances;
 
 /// The schema version this build writes (the `calscope_schema` table).
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Schema migrations, in order: entry `i` takes a database from version `i` to `i + 1`. Later
 /// versions append entries that add columns or indexes; rows are never rewritten.
-const MIGRATIONS: [&str; 1] = [r"
+const MIGRATIONS: [&str; 2] = [
+    r"
 CREATE TABLE calendars (
     calendar_id text PRIMARY KEY,
     cursor      text,
@@ -58,7 +63,9 @@ CREATE TABLE events (
 );
 CREATE INDEX events_time ON events (calendar_id, starts_at, ends_at);
 CREATE INDEX events_href ON events (calendar_id, href) WHERE href IS NOT NULL;
-"];
+",
+    instances::MIGRATION,
+];
 
 /// Every upsert of a batch in one statement; answers the keys of the rows it wrote (an
 /// unchanged fingerprint writes nothing and answers nothing).
@@ -220,6 +227,7 @@ fn redact(url: &str) -> String {
 pub struct PostgresStore {
     pool: Pool,
     shown: String,
+    instances: Option<InstanceConfig>,
 }
 
 impl fmt::Debug for PostgresStore {
@@ -293,10 +301,86 @@ impl PostgresStore {
     }
 
     async fn from_pool_named(pool: Pool, shown: String) -> Result<Self> {
-        let store = Self { pool, shown };
+        let store = Self { pool, shown, instances: Some(InstanceConfig::default()) };
         let mut client = store.pool.get().await.map_err(pool_error)?;
         migrate(&mut client, &MIGRATIONS).await?;
         Ok(store)
+    }
+
+    /// The same store keeping materialized instances with `config` (the default: UTC, 30 days
+    /// back, 400 ahead); see [`SqliteStore::with_instances`](crate::SqliteStore) for the
+    /// table, which is the same here with `timestamptz` times, a btree index for busy queries
+    /// per calendar and a GiST index over the interval for [`busy_at`](Self::busy_at).
+    #[must_use]
+    pub fn with_instances(mut self, config: InstanceConfig) -> Self {
+        self.instances = Some(config);
+        self
+    }
+
+    /// The same store without materialized instances (busy queries expand from `events`).
+    #[must_use]
+    pub fn without_instances(mut self) -> Self {
+        self.instances = None;
+        self
+    }
+
+    /// Busy time of `calendars` in `[from, to)` (floating times and dates in `zone`), per
+    /// calendar and merged: one indexed query over `instances` for the calendars whose horizon
+    /// covers the window in that zone, expansion from `events` for the others.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Storage`] when the database cannot be read or holds unreadable rows.
+    pub async fn busy(
+        &self,
+        calendars: &[CalendarId],
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        zone: Zone,
+    ) -> Result<BusyAnswer> {
+        let client = self.pool.get().await.map_err(pool_error)?;
+        instances::busy(&**client, self.instances.as_ref(), calendars, from, to, zone).await
+    }
+
+    /// Which of `calendars` have busy time overlapping `[from, to)`, from `instances` in one
+    /// query on its GiST index (the README shows the SQL). Calendars not listed are free there,
+    /// as far as the stored horizon reaches.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Storage`] when the database cannot be read.
+    pub async fn busy_at(
+        &self,
+        calendars: &[CalendarId],
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<CalendarId>> {
+        let client = self.pool.get().await.map_err(pool_error)?;
+        let names: Vec<&str> = calendars.iter().map(CalendarId::as_str).collect();
+        let rows = client.query(instances::BUSY_AT, &[&names, &from, &to]).await.map_err(storage("busy query"))?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let id: String = r.try_get(0).map_err(storage("busy query"))?;
+            out.push(CalendarId::new(id).map_err(|_| columns::corrupt(STORE, "calendar_id of an instance"))?);
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Moves every calendar's instance horizon to the one of `now`, writing only the
+    /// occurrences of the newly covered days (run daily; applies slide the calendars they write).
+    ///
+    /// # Errors
+    /// [`ErrorKind::Storage`] when the database cannot be written; [`ErrorKind::InvalidInput`]
+    /// when the store keeps no instances.
+    pub async fn slide_instances(&self, now: DateTime<Utc>) -> Result<SlideReport> {
+        let config = self.instances.ok_or_else(|| Error::invalid("this store keeps no instances"))?;
+        let mut client = self.pool.get().await.map_err(pool_error)?;
+        let tx = client.transaction().await.map_err(storage("begin"))?;
+        let mut report = SlideReport::default();
+        let (moved, written) = instances::slide_all(&*tx, &config, now, &mut report.warnings).await?;
+        tx.commit().await.map_err(storage("commit"))?;
+        report.calendars = moved;
+        report.written = written;
+        Ok(report)
     }
 
     /// The store's connection pool, for the host's own queries on the same database.
@@ -459,9 +543,10 @@ impl PostgresStore {
         let delete = tx.prepare_cached(DELETE).await.map_err(storage("prepare"))?;
         let mut rows = vec![0_u64; plan.changes().len()];
         let mut warnings = Vec::new();
+        let mut touched = instances::Touched::default();
         for (b, chunk) in plan.changes().chunks(BATCH).enumerate() {
             let base = b * BATCH;
-            let built: Vec<Row> = chunk.iter().map(|c| row(c, &mut warnings, false)).collect();
+            let built: Vec<Row> = chunk.iter().map(|c| row(c, &mut warnings, self.instances.is_some())).collect();
             let mut ups = Columns::default();
             let (mut gone_uids, mut gone_recurrences) = (Vec::new(), Vec::new());
             // Where each key's change sits in the plan, to credit the rows the database answers.
@@ -499,7 +584,24 @@ impl PostgresStore {
                     *n += 1;
                 }
             }
+            drop(at);
+            if self.instances.is_some() {
+                for r in built {
+                    match r {
+                        Row::Upsert(u) => {
+                            let u = *u;
+                            if let Some(d) = u.series {
+                                touched.written.entry(u.uid.clone()).or_default().push((u.recurrence_id, *d));
+                            }
+                            touched.uids.push(u.uid);
+                        }
+                        Row::Delete { uid, .. } => touched.uids.push(uid),
+                    }
+                }
+            }
         }
+        touched.uids.sort_unstable();
+        touched.uids.dedup();
         // The write-amplification guard: any count other than one rolls everything back.
         plan.check_rows(&rows)?;
         let count = (current.events + plan.inserts() as u64).saturating_sub(plan.deletes() as u64);
@@ -518,6 +620,9 @@ impl PostgresStore {
         )
         .await
         .map_err(storage("write cursor"))?;
+        if let Some(config) = &self.instances {
+            instances::maintain(&*tx, cal, config, now, current.events == 0, touched, &mut warnings).await?;
+        }
         tx.commit().await.map_err(storage("commit"))?;
         Ok(Applied::new(revision, rows).with_warnings(warnings))
     }
