@@ -17,7 +17,7 @@ use crate::value::tz::Zone;
 /// Schema version 2: `instances`, its two indexes, and each calendar's horizon.
 ///
 /// `instances_busy` (btree) serves busy queries per calendar over a window; `instances_slot`
-/// (GiST over the interval) serves "which of these calendars are busy at [a, b)": an overlap
+/// (`GiST` over the interval) serves "which of these calendars are busy at [a, b)": an overlap
 /// test the btree can only answer by scanning everything that ends after `a`.
 pub(super) const MIGRATION: &str = r"
 CREATE TABLE instances (

@@ -310,7 +310,7 @@ impl PostgresStore {
     /// The same store keeping materialized instances with `config` (the default: UTC, 30 days
     /// back, 400 ahead); see [`SqliteStore::with_instances`](crate::SqliteStore) for the
     /// table, which is the same here with `timestamptz` times, a btree index for busy queries
-    /// per calendar and a GiST index over the interval for [`busy_at`](Self::busy_at).
+    /// per calendar and a `GiST` index over the interval for [`busy_at`](Self::busy_at).
     #[must_use]
     pub fn with_instances(mut self, config: InstanceConfig) -> Self {
         self.instances = Some(config);
@@ -342,7 +342,7 @@ impl PostgresStore {
     }
 
     /// Which of `calendars` have busy time overlapping `[from, to)`, from `instances` in one
-    /// query on its GiST index (the README shows the SQL). Calendars not listed are free there,
+    /// query on its `GiST` index (the README shows the SQL). Calendars not listed are free there,
     /// as far as the stored horizon reaches.
     ///
     /// # Errors
