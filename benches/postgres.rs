@@ -9,6 +9,9 @@
 //! - `postgres/resync_1pct/10000x100`: every DTSTAMP regenerated and 1 % of events edited;
 //!   asserts exactly 10,000 updates, and as many tuples.
 //!
+//! - `postgres/busy_at_{gist,btree}/1000cal`: which of 1,000 calendars are busy in a slot
+//!   (see [`bench_slot`]).
+//!
 //! Needs a server: `CALSCOPE_POSTGRES_URL=postgres://… cargo bench --bench postgres --features
 //! postgres` (the bench creates and drops a database of its own). Each iteration is seconds
 //! long, so the group takes its 10 samples over several minutes.
@@ -99,7 +102,10 @@ fn bench_postgres(c: &mut Criterion) {
             }
         };
         reset().await;
-        let store = PostgresStore::connect_with(PostgresConfig::new(&url).max_connections(16)).await.expect("store");
+        let store = PostgresStore::connect_with(PostgresConfig::new(&url).max_connections(16))
+            .await
+            .expect("store")
+            .without_instances();
         (reset, Arc::new(store))
     });
     let sync = |store: &Arc<PostgresStore>, bytes: Vec<u8>| -> (SyncReport, Duration) {
@@ -131,7 +137,9 @@ fn bench_postgres(c: &mut Criterion) {
                     &mut store,
                     rt.block_on(async {
                         reset().await;
-                        let s = PostgresStore::connect_with(PostgresConfig::new(&url).max_connections(16)).await;
+                        let s = PostgresStore::connect_with(PostgresConfig::new(&url).max_connections(16))
+                            .await
+                            .map(PostgresStore::without_instances);
                         Arc::new(s.expect("store"))
                     }),
                 ));
@@ -179,5 +187,80 @@ fn bench_postgres(c: &mut Criterion) {
     drop(store);
 }
 
-criterion_group!(benches, bench_postgres);
+/// `postgres/busy_at_{gist,btree}/1000cal`: which of 1,000 calendars are busy in a 30-minute
+/// slot, over an `instances` table of 1,000 calendars × ~1,000 rows (a daily stand-up over the
+/// horizon and 600 single events each): the store's query on the `GiST` index over the
+/// interval, and the same question asked with plain comparisons, which only the btree serves.
+/// Both assert the answer. Prints each query's plan once.
+fn bench_slot(c: &mut Criterion) {
+    use chrono::{DurationRound as _, Utc};
+    let Ok(server) = std::env::var("CALSCOPE_POSTGRES_URL") else {
+        panic!("the postgres bench needs CALSCOPE_POSTGRES_URL (a server it may create a database on)");
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let name = format!("calscope_bench_slot_{}", std::process::id());
+    let mut url = url::Url::parse(&server).expect("a URL");
+    url.set_path(&name);
+    let url = url.to_string();
+    let ids: Vec<CalendarId> = (0..1000).map(|i| CalendarId::new(format!("person-{i:04}")).expect("id")).collect();
+    let day = Utc::now().duration_trunc(chrono::Duration::days(1)).expect("day");
+    let (store, client) = rt.block_on(async {
+        let a = admin(&server).await;
+        a.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await.expect("drop");
+        a.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("create");
+        let store = PostgresStore::connect(&url).await.expect("store");
+        let client = admin(&url).await;
+        // Stand-ups: every day of the horizon 09:00–09:15; singles: 600 per calendar, one hour,
+        // on the quarter hours of working days, spread by calendar.
+        client
+            .batch_execute(&format!(
+                "INSERT INTO instances SELECT format('person-%s', lpad(c::text, 4, '0')), 'standup', to_char(d, 'YYYYMMDD\"T090000Z\"'),
+                        d + interval '9 hours', d + interval '9 hours 15 minutes', true, false
+                 FROM generate_series(0, 999) c, generate_series(timestamptz '{day}' - interval '30 days', timestamptz '{day}' + interval '399 days', interval '1 day') d;
+                 INSERT INTO instances SELECT format('person-%s', lpad(c::text, 4, '0')), format('single-%s', k), to_char(t, 'YYYYMMDD\"T\"HH24MISS\"Z\"'),
+                        t, t + interval '1 hour', true, k % 7 = 0
+                 FROM generate_series(0, 999) c, generate_series(0, 599) k,
+                      LATERAL (SELECT timestamptz '{day}' + ((k * 17 + c * 31) % 400) * interval '1 day' + (8 + (k + c) % 9) * interval '1 hour' + ((k * c) % 4) * interval '15 minutes' AS t) x;
+                 ANALYZE instances;"
+            ))
+            .await
+            .expect("populate");
+        (store, client)
+    });
+    let (from, to) = (
+        day + chrono::Duration::hours(24 * 3 + 10),
+        day + chrono::Duration::hours(24 * 3 + 10) + chrono::Duration::minutes(30),
+    );
+    let names: Vec<&str> = ids.iter().map(CalendarId::as_str).collect();
+    let btree = "SELECT DISTINCT calendar_id FROM instances WHERE calendar_id = ANY($1) AND busy AND ends_at > $2 AND starts_at < $3";
+    let want = rt.block_on(store.busy_at(&ids, from, to)).expect("busy_at");
+    assert!(!want.is_empty() && want.len() < ids.len(), "{}", want.len());
+    rt.block_on(async {
+        for (label, sql) in [("gist", "SELECT DISTINCT calendar_id FROM instances WHERE busy AND tstzrange(starts_at, ends_at, '[)') && tstzrange($2, $3, '[)') AND calendar_id = ANY($1)"), ("btree", btree)] {
+            let plan = client.query(&format!("EXPLAIN ANALYZE {sql}"), &[&names, &from, &to]).await.expect("explain");
+            let lines: Vec<String> = plan.iter().map(|r| r.get::<_, String>(0)).collect();
+            eprintln!("busy_at_{label} plan:\n  {}", lines.join("\n  "));
+        }
+    });
+    let mut group = c.benchmark_group("postgres");
+    group.sample_size(20).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(5));
+    group.bench_function("busy_at_gist/1000cal", |b| {
+        b.iter(|| assert_eq!(rt.block_on(store.busy_at(&ids, from, to)).expect("busy_at"), want));
+    });
+    group.bench_function("busy_at_btree/1000cal", |b| {
+        b.iter(|| {
+            let rows = rt.block_on(client.query(btree, &[&names, &from, &to])).expect("query");
+            assert_eq!(rows.len(), want.len());
+        });
+    });
+    group.finish();
+    drop(store);
+    rt.block_on(async {
+        drop(client);
+        let a = admin(&server).await;
+        a.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await.expect("drop");
+    });
+}
+
+criterion_group!(benches, bench_slot, bench_postgres);
 criterion_main!(benches);

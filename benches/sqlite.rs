@@ -14,6 +14,10 @@
 //! - `sqlite/sqlite_alone_bound/100k`: the same rows, already in Rust, bound one by one to an
 //!   `INSERT … ON CONFLICT … DO UPDATE … WHERE` as a store must (one transaction).
 //!
+//! Every event of this feed is an unending weekly series, so these benches measure the
+//! `events` path with instances off (`without_instances`); `benches/instances.rs` measures the
+//! instances on a realistic mix.
+//!
 //! Run: `cargo bench --bench sqlite`
 
 use std::hint::black_box;
@@ -65,7 +69,7 @@ fn bench_sqlite(c: &mut Criterion) {
             b.iter_batched(
                 || {
                     let db = Db::fresh("first");
-                    let engine = Engine::new(SqliteStore::open(&db.path).expect("opens"));
+                    let engine = Engine::new(SqliteStore::open(&db.path).expect("opens").without_instances());
                     (db, engine, IcsSource::from_bytes(cal.clone(), bytes.clone()).with_options(two.clone()))
                 },
                 |(db, engine, source)| {
@@ -83,7 +87,7 @@ fn bench_sqlite(c: &mut Criterion) {
     // in every DTSTAMP (and, for `resync_1pct`, in 1 % of events), so each one is a real re-read.
     let n = 100_000usize;
     let db = Db::fresh("resync");
-    let engine = Engine::new(SqliteStore::open(&db.path).expect("opens"));
+    let engine = Engine::new(SqliteStore::open(&db.path).expect("opens").without_instances());
     let base = feed(n, 1);
     let first = block_on(engine.sync(&IcsSource::from_bytes(cal.clone(), base.clone()), &cal));
     assert_eq!(first.inserted, n as u64);
@@ -100,7 +104,7 @@ fn bench_sqlite(c: &mut Criterion) {
     // The common path at 50k: 1 % edited, every DTSTAMP regenerated.
     let n50 = 50_000usize;
     let db50 = Db::fresh("resync50");
-    let engine50 = Engine::new(SqliteStore::open(&db50.path).expect("opens"));
+    let engine50 = Engine::new(SqliteStore::open(&db50.path).expect("opens").without_instances());
     let first = block_on(engine50.sync(&IcsSource::from_bytes(cal.clone(), feed(n50, 1)), &cal));
     assert_eq!(first.inserted, n50 as u64);
     let edits50 = [feed_variant(n50, 4, 1), feed_variant(n50, 5, 2)];
@@ -112,7 +116,7 @@ fn bench_sqlite(c: &mut Criterion) {
     // The same with the store's state cache (`SqliteStore::with_state_cache`), as a
     // long-running host keeps it: a load reads the calendar's head, not its 100k rows.
     let db = Db::fresh("cached");
-    let engine = Engine::new(SqliteStore::open(&db.path).expect("opens").with_state_cache(1 << 20));
+    let engine = Engine::new(SqliteStore::open(&db.path).expect("opens").without_instances().with_state_cache(1 << 20));
     let first = block_on(engine.sync(&IcsSource::from_bytes(cal.clone(), base.clone()), &cal));
     assert_eq!(first.inserted, n as u64);
     resync(&mut group, "resync_unchanged_cached/100k", &engine, &cal, &exports, (0, 0, n as u64));
@@ -128,7 +132,7 @@ fn sqlite_alone(group: &mut criterion::BenchmarkGroup<'_, criterion::measurement
     // store's (no checkpoint inside the transaction), with the source attached.
     let fresh = || {
         let db = Db::fresh("alone");
-        drop(SqliteStore::open(&db.path).expect("opens"));
+        drop(SqliteStore::open(&db.path).expect("opens").without_instances());
         let conn = Connection::open(&db.path).expect("opens");
         conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0;").expect("pragmas");
         conn.execute("ATTACH ?1 AS src", [source.path.display().to_string()]).expect("attach");
