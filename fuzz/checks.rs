@@ -2,7 +2,7 @@
 //! (which runs every seed as an ordinary test, on a stable compiler, in CI).
 
 use calscope::busy::{BusyInterval, merge, spans};
-use calscope::{CalendarId, Event, FingerprintPolicy, GoogleSource, GraphSource, Result};
+use calscope::{Busy, CalendarId, Event, Expander, FingerprintPolicy, GoogleSource, GraphSource, Result, Zone};
 
 /// A provider's mapping of one JSON event to the event calscope stores.
 type Map = fn(&CalendarId, &str, &FingerprintPolicy) -> Result<Option<Event>>;
@@ -113,4 +113,33 @@ pub(crate) fn busy_merge(data: &[u8]) -> bool {
         assert!(pair[0].1 < pair[1].0, "spans touch: {plain:?}");
     }
     !merged.is_empty()
+}
+
+/// Whatever the feed: each series expands, over 1990–2030 in Berlin, to instances sorted by
+/// start, each with start ≤ end, overlapping the window (RFC 4791's test), no more than the cap,
+/// and free when zero-length. Whether any instance came out.
+pub(crate) fn expand(data: &[u8]) -> bool {
+    let cal = CalendarId::new("fuzz").expect("a valid id");
+    let Ok(read) = calscope::ics::read_feed(&cal, data, &calscope::ics::ReadOptions::default()) else { return false };
+    let from: chrono::DateTime<chrono::Utc> = "1990-01-01T00:00:00Z".parse().expect("a time");
+    let to: chrono::DateTime<chrono::Utc> = "2030-01-01T00:00:00Z".parse().expect("a time");
+    let zone = Zone::named("Europe/Berlin").expect("a zone");
+    let mut any = false;
+    for (_, x) in Expander::new(zone).max_instances(500).expand_events(&read.events, from, to) {
+        // The cap is per series of generated occurrences; overrides come on top.
+        assert!(x.instances.len() <= 500 + read.events.len(), "{} instances", x.instances.len());
+        for pair in x.instances.windows(2) {
+            assert!(pair[0].start <= pair[1].start, "not sorted: {pair:?}");
+        }
+        for i in &x.instances {
+            assert!(i.start <= i.end, "ends before it starts: {i:?}");
+            let overlaps = if i.end > i.start { i.start < to && i.end > from } else { from <= i.start && i.start < to };
+            assert!(overlaps, "outside the window: {i:?}");
+            if i.start == i.end {
+                assert_eq!(i.busy, Busy::Free, "zero-length but busy: {i:?}");
+            }
+        }
+        any |= !x.instances.is_empty();
+    }
+    any
 }

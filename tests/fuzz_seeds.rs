@@ -59,3 +59,8 @@ fn hostile_hrefs_are_refused_and_members_kept() {
 fn busy_merge_seeds_hold() {
     replay("busy_merge", checks::busy_merge);
 }
+
+#[test]
+fn expand_seeds_hold() {
+    replay("expand", checks::expand);
+}

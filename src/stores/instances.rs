@@ -81,6 +81,10 @@ impl InstanceConfig {
     }
 }
 
+/// Most instances one busy query expands from `events` (beyond the horizon); the rest of the
+/// series are left out, with a warning.
+pub(crate) const MAX_QUERY_INSTANCES: usize = 1_000_000;
+
 /// One row of the `instances` table.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct InstanceRow {

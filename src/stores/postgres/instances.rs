@@ -11,7 +11,9 @@ use crate::details::EventDetails;
 use crate::error::{Error, ErrorKind, Result};
 use crate::id::{CalendarId, RecurrenceId, Uid};
 use crate::recur::BusyInterval;
-use crate::stores::instances::{BusyAnswer, InstanceConfig, InstanceRow, diff, for_expansion, rows_of};
+use crate::stores::instances::{
+    BusyAnswer, InstanceConfig, InstanceRow, MAX_QUERY_INSTANCES, diff, for_expansion, rows_of,
+};
 use crate::value::tz::Zone;
 
 /// Schema version 2: `instances`, its two indexes, and each calendar's horizon.
@@ -439,6 +441,7 @@ pub(super) async fn busy(
     let covered: HashSet<&str> = covered.into_iter().collect();
     let mut warnings = Vec::new();
     let mut expanded = false;
+    let mut expanded_rows = 0usize;
     let zoned = config.map_or_else(InstanceConfig::new, |c| *c).zone(zone).expander();
     for name in &names {
         if covered.contains(name) || !stored.contains_key(*name) {
@@ -446,8 +449,13 @@ pub(super) async fn busy(
         }
         expanded = true;
         for (uid, comps) in candidates(client, name, from, to).await? {
+            if expanded_rows > MAX_QUERY_INSTANCES {
+                warnings.push(format!("{name}: more than {MAX_QUERY_INSTANCES} instances expanded; the rest left out"));
+                break;
+            }
             let refs: Vec<_> = comps.iter().map(|(r, d)| (*r, d)).collect();
             let (rows, notes) = rows_of(&zoned, &refs, from, to);
+            expanded_rows += rows.len();
             note(&mut warnings, name, &uid, notes);
             if let Some(list) = per.get_mut(name) {
                 list.extend(

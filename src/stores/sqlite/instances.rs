@@ -11,7 +11,9 @@ use crate::details::EventDetails;
 use crate::error::{Error, ErrorKind, Result};
 use crate::id::{CalendarId, RecurrenceId, Uid};
 use crate::recur::BusyInterval;
-use crate::stores::instances::{BusyAnswer, InstanceConfig, InstanceRow, SlideReport, diff, for_expansion, rows_of};
+use crate::stores::instances::{
+    BusyAnswer, InstanceConfig, InstanceRow, MAX_QUERY_INSTANCES, SlideReport, diff, for_expansion, rows_of,
+};
 use crate::value::tz::Zone;
 
 /// Schema version 2: the `instances` table and each calendar's horizon.
@@ -369,6 +371,7 @@ pub(super) fn busy(
     let mut unknown = Vec::new();
     let mut expanded = false;
     let mut warnings = Vec::new();
+    let mut expanded_rows = 0usize;
     let (f, t) = (TimeText::of(from), TimeText::of(to));
     for cal in calendars {
         let name = cal.as_str();
@@ -411,8 +414,14 @@ pub(super) fn busy(
             expanded = true;
             let zoned = config.map_or_else(InstanceConfig::new, |c| *c).zone(zone).expander();
             for (uid, comps) in candidates(conn, name, Some(from), to)? {
+                if expanded_rows > MAX_QUERY_INSTANCES {
+                    warnings
+                        .push(format!("{cal}: more than {MAX_QUERY_INSTANCES} instances expanded; the rest left out"));
+                    break;
+                }
                 let refs: Vec<_> = comps.iter().map(|(r, d)| (*r, d)).collect();
                 let (rows, notes) = rows_of(&zoned, &refs, from, to);
+                expanded_rows += rows.len();
                 warnings.extend(notes.into_iter().map(|x| format!("{cal}/{uid}: {x}")));
                 intervals.extend(
                     rows.iter().filter(|r| r.busy).map(|r| BusyInterval::new(r.starts_at, r.ends_at, r.tentative)),

@@ -98,7 +98,7 @@ const ENTRY_COLUMNS: &str = "uid, recurrence_id, fingerprint, source_hash, diges
 ///   For scheduling queries: `summary`, `location`, `description`, `starts_at` and `ends_at`
 ///   (UTC, `YYYY-MM-DDTHH:MM:SSZ`, so text order is time order; NULL when a zone is unknown),
 ///   `all_day`, `tzid` (the start's zone as written), `rrule` (the rule text; a recurring
-///   event's row is its first occurrence: expanding it is the host's job), `status`
+///   event's row is its first occurrence; its occurrences are in `instances`), `status`
 ///   (`tentative`, `confirmed`, `cancelled` or as written), `transparency` (`opaque`,
 ///   `transparent`), `sequence`. For sync: `fingerprint` (16 bytes), `source_hash` (16 bytes),
 ///   `digest` (the property digest), `href`, `etag`, `raw` (the component as received) and
@@ -107,7 +107,14 @@ const ENTRY_COLUMNS: &str = "uid, recurrence_id, fingerprint, source_hash, diges
 ///   sync loads (key, fingerprint, source hash, digest, href, etag): planning a calendar reads
 ///   that index, never the rows with their text (3–4× faster on a 100k-event calendar).
 /// - **`calendars`**: one row per applied calendar: `cursor`, `revision`, `events` (the row
-///   count) and `updated_at`.
+///   count), `updated_at`, and the instance horizon (`instances_from`, `instances_to`,
+///   `instances_zone`).
+/// - **`instances`** (version 2): one row per occurrence of every stored series within the
+///   horizon ([`with_instances`](Self::with_instances)): (`calendar_id`, `uid`,
+///   `recurrence_id`) is the key (`WITHOUT ROWID`), `recurrence_id` the occurrence's original
+///   start in [`RecurrenceId`](crate::RecurrenceId)'s text form (for a single event its
+///   DTSTART), `starts_at`/`ends_at` as in `events`, `busy` and `tentative` its busy state.
+///   Index `instances_busy` (`calendar_id`, `ends_at`, `starts_at`, `tentative`) over busy rows.
 ///
 /// The version lives in `PRAGMA user_version`. A later version migrates with `ALTER TABLE`
 /// and new indexes; it never rewrites rows. A database written by a newer version is refused.
