@@ -189,7 +189,7 @@ fn yearly_rule(value: &str) -> Option<YearlyRule> {
                 let v = v.trim();
                 let split = v.len().checked_sub(2)?;
                 let (n, day) = (v.get(..split)?, v.get(split..)?);
-                rule.weekday = Some(weekday(day)?);
+                rule.weekday = Some(crate::value::date::weekday(day)?);
                 rule.nth = if n.is_empty() { 1 } else { n.trim_start_matches('+').parse().ok()? };
             }
             "BYMONTHDAY" => rule.monthdays = v.split(',').map(|d| d.trim().parse().ok()).collect::<Option<_>>()?,
@@ -198,19 +198,6 @@ fn yearly_rule(value: &str) -> Option<YearlyRule> {
         }
     }
     (yearly && (1..=12).contains(&rule.month) && rule.nth != 0).then_some(rule)
-}
-
-fn weekday(code: &str) -> Option<Weekday> {
-    Some(match code.to_ascii_uppercase().as_str() {
-        "MO" => Weekday::Mon,
-        "TU" => Weekday::Tue,
-        "WE" => Weekday::Wed,
-        "TH" => Weekday::Thu,
-        "FR" => Weekday::Fri,
-        "SA" => Weekday::Sat,
-        "SU" => Weekday::Sun,
-        _ => return None,
-    })
 }
 
 /// A local DATE-TIME (`19701025T030000`), or a DATE read as its midnight.

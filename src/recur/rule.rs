@@ -12,6 +12,8 @@
 
 use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime, Timelike, Weekday};
 
+use crate::value::date::weekday;
+
 /// The FREQ of a rule.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Freq {
@@ -62,19 +64,6 @@ const MAX_INTERVAL: u32 = 100_000;
 pub(crate) const MAX_EMPTY_PERIODS: u32 = 50_000;
 /// No instance after this year is generated.
 const LAST_YEAR: i32 = 9999;
-
-fn weekday(code: &str) -> Option<Weekday> {
-    Some(match code {
-        "MO" => Weekday::Mon,
-        "TU" => Weekday::Tue,
-        "WE" => Weekday::Wed,
-        "TH" => Weekday::Thu,
-        "FR" => Weekday::Fri,
-        "SA" => Weekday::Sat,
-        "SU" => Weekday::Sun,
-        _ => return None,
-    })
-}
 
 fn list<T>(value: &str, name: &str, item: impl Fn(&str) -> Option<T>) -> Result<Vec<T>, String> {
     value

@@ -109,7 +109,7 @@ pub(crate) fn row(change: &Change, warnings: &mut Vec<String>, series: bool) -> 
         href: event.href().cloned(),
         etag: event.etag().cloned(),
         raw: event.raw_text(),
-        series: series.then(|| Box::new(crate::stores::instances::for_expansion(details))),
+        series: series.then(|| Box::new(for_expansion(details))),
     }))
 }
 
@@ -159,4 +159,15 @@ pub(crate) fn written_entry(key: &EventKey, row: &UpsertRow) -> StoredEntry {
         .with_source_hash(Some(SourceHash::from_bytes(row.source_hash)))
         .with_digest(PropertyDigest::from_bytes(&row.digest).ok())
         .with_href(row.href.clone(), row.etag.clone())
+}
+
+/// The trimmed fields a series needs for expansion (no texts, people or problems).
+pub(crate) fn for_expansion(mut d: EventDetails) -> EventDetails {
+    d.summary = None;
+    d.description = None;
+    d.location = None;
+    d.organizer = None;
+    d.attendees = Vec::new();
+    d.problems = Vec::new();
+    d
 }

@@ -12,8 +12,10 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{DateTime, Duration, DurationRound as _, Utc};
 
 use crate::details::EventDetails;
-use crate::id::{CalendarId, RecurrenceId};
+use crate::error::{Error, ErrorKind, Result};
+use crate::id::{CalendarId, RecurrenceId, Uid};
 use crate::recur::{Busy, BusyInterval, Expander, Series, merge, spans};
+pub(crate) use crate::stores::columns::for_expansion;
 use crate::value::tz::Zone;
 
 /// How a store keeps materialized instances: the zone of floating times and dates, and the
@@ -85,6 +87,52 @@ impl InstanceConfig {
 /// series are left out, with a warning.
 pub(crate) const MAX_QUERY_INSTANCES: usize = 1_000_000;
 
+/// One series' components, parsed for expansion.
+pub(crate) type Components = Vec<(Option<RecurrenceId>, EventDetails)>;
+
+/// The series an apply touched: the components it wrote (with their fields), by UID, and every
+/// UID it wrote or deleted (sorted, once each, after [`Touched::seal`]).
+#[derive(Default)]
+pub(crate) struct Touched {
+    pub(crate) written: HashMap<Uid, Components>,
+    pub(crate) uids: Vec<Uid>,
+}
+
+impl Touched {
+    /// Notes one row the apply wrote or deleted.
+    pub(crate) fn note(&mut self, row: crate::stores::columns::Row) {
+        match row {
+            crate::stores::columns::Row::Upsert(u) => {
+                let u = *u;
+                if let Some(d) = u.series {
+                    self.written.entry(u.uid.clone()).or_default().push((u.recurrence_id, *d));
+                }
+                self.uids.push(u.uid);
+            }
+            crate::stores::columns::Row::Delete { uid, .. } => self.uids.push(uid),
+        }
+    }
+
+    /// Sorts the UIDs and keeps each once.
+    pub(crate) fn seal(&mut self) {
+        self.uids.sort_unstable();
+        self.uids.dedup();
+    }
+}
+
+/// A stored `recurrence_id` column (`''` for a master).
+///
+/// # Errors
+/// A storage error naming `store` when the text is no recurrence id.
+pub(crate) fn parse_rid(store: &str, rid: &str) -> Result<Option<RecurrenceId>> {
+    if rid.is_empty() {
+        return Ok(None);
+    }
+    rid.parse()
+        .map(Some)
+        .map_err(|_| Error::new(ErrorKind::Storage, format!("{store}: unreadable stored recurrence_id {rid:?}")))
+}
+
 /// One row of the `instances` table.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct InstanceRow {
@@ -139,17 +187,6 @@ pub(crate) fn diff(stored: Vec<InstanceRow>, wanted: Vec<InstanceRow>) -> (Vec<I
     let mut deletes: Vec<String> = old.into_keys().collect();
     deletes.sort_unstable();
     (upserts, deletes)
-}
-
-/// The trimmed fields a series needs for expansion (no texts, people or problems).
-pub(crate) fn for_expansion(mut d: EventDetails) -> EventDetails {
-    d.summary = None;
-    d.description = None;
-    d.location = None;
-    d.organizer = None;
-    d.attendees = Vec::new();
-    d.problems = Vec::new();
-    d
 }
 
 /// What sliding the horizon did.

@@ -1,7 +1,7 @@
 //! iCalendar DATE, DATE-TIME and DURATION values in their basic formats (RFC 5545, 3.3.4,
 //! 3.3.5, 3.3.6), read strictly and without chrono's (far slower) format parser.
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone as _, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone as _, Utc, Weekday};
 
 /// Reads a UTC DATE-TIME (`20240105T090000Z`); a floating value is read as UTC and a DATE as
 /// its midnight.
@@ -36,6 +36,20 @@ pub(crate) fn basic_date_time(s: &str) -> Option<NaiveDateTime> {
     }
     let date = basic_date(s.get(0..8)?)?;
     date.and_hms_opt(digits(b.get(9..11)?)?, digits(b.get(11..13)?)?, digits(b.get(13..15)?)?)
+}
+
+/// A weekday code of RFC 5545 (`MO` … `SU`, any case).
+pub(crate) fn weekday(code: &str) -> Option<Weekday> {
+    Some(match code.to_ascii_uppercase().as_str() {
+        "MO" => Weekday::Mon,
+        "TU" => Weekday::Tue,
+        "WE" => Weekday::Wed,
+        "TH" => Weekday::Thu,
+        "FR" => Weekday::Fri,
+        "SA" => Weekday::Sat,
+        "SU" => Weekday::Sun,
+        _ => return None,
+    })
 }
 
 /// Reads an RFC 5545 DURATION (`P1W`, `-PT15M`, `P1DT2H`, `P0DT0H10M0S`) as seconds.

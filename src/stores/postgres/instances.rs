@@ -7,12 +7,12 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use chrono::{DateTime, Duration, Utc};
 use tokio_postgres::GenericClient;
 
-use crate::details::EventDetails;
 use crate::error::{Error, ErrorKind, Result};
-use crate::id::{CalendarId, RecurrenceId, Uid};
+use crate::id::{CalendarId, Uid};
 use crate::recur::BusyInterval;
 use crate::stores::instances::{
-    BusyAnswer, InstanceConfig, InstanceRow, MAX_QUERY_INSTANCES, diff, for_expansion, rows_of,
+    BusyAnswer, Components, InstanceConfig, InstanceRow, MAX_QUERY_INSTANCES, Touched, diff, for_expansion, parse_rid,
+    rows_of,
 };
 use crate::value::tz::Zone;
 
@@ -61,17 +61,6 @@ fn storage(what: &'static str) -> impl Fn(tokio_postgres::Error) -> Error {
     move |e| Error::new(ErrorKind::Storage, format!("postgres {what}")).with_source(e)
 }
 
-/// One series' components, parsed for expansion.
-pub(super) type Components = Vec<(Option<RecurrenceId>, EventDetails)>;
-
-/// The series an apply touched: the components it wrote (with their fields), by UID, and every
-/// UID it wrote or deleted.
-#[derive(Default)]
-pub(super) struct Touched {
-    pub(super) written: HashMap<Uid, Components>,
-    pub(super) uids: Vec<Uid>,
-}
-
 struct Horizon {
     from: DateTime<Utc>,
     to: DateTime<Utc>,
@@ -103,17 +92,26 @@ async fn horizons(client: &impl GenericClient, calendars: &[&str]) -> Result<Has
     Ok(out)
 }
 
-fn parse_rid(rid: &str) -> Result<Option<RecurrenceId>> {
-    if rid.is_empty() {
-        return Ok(None);
+/// Rows of (uid, recurrence id, raw) grouped into parsed series.
+fn series_of(rows: &[tokio_postgres::Row]) -> Result<BTreeMap<String, Components>> {
+    let mut out: BTreeMap<String, Components> = BTreeMap::new();
+    for r in rows {
+        let (uid, rid, raw): (String, String, String) = (
+            r.try_get(0).map_err(storage("read series"))?,
+            r.try_get(1).map_err(storage("read series"))?,
+            r.try_get(2).map_err(storage("read series"))?,
+        );
+        out.entry(uid).or_default().push((parse_rid("postgres", &rid)?, for_expansion(crate::details::parse(&raw))));
     }
-    rid.parse()
-        .map(Some)
-        .map_err(|_| Error::new(ErrorKind::Storage, format!("postgres: unreadable stored recurrence_id {rid:?}")))
+    Ok(out)
 }
 
 /// The stored components of the series `uids`, parsed for expansion.
-async fn components(client: &impl GenericClient, calendar: &str, uids: &[&str]) -> Result<HashMap<String, Components>> {
+async fn components(
+    client: &impl GenericClient,
+    calendar: &str,
+    uids: &[&str],
+) -> Result<BTreeMap<String, Components>> {
     let rows = client
         .query(
             "SELECT uid, recurrence_id, raw FROM events WHERE calendar_id = $1 AND uid = ANY($2)",
@@ -121,16 +119,7 @@ async fn components(client: &impl GenericClient, calendar: &str, uids: &[&str]) 
         )
         .await
         .map_err(storage("read series"))?;
-    let mut out: HashMap<String, Components> = HashMap::new();
-    for r in rows {
-        let (uid, rid, raw): (String, String, String) = (
-            r.try_get(0).map_err(storage("read series"))?,
-            r.try_get(1).map_err(storage("read series"))?,
-            r.try_get(2).map_err(storage("read series"))?,
-        );
-        out.entry(uid).or_default().push((parse_rid(&rid)?, for_expansion(crate::details::parse(&raw))));
-    }
-    Ok(out)
+    series_of(&rows)
 }
 
 /// The stored instance rows of the series `uids` (all series of the calendar when `None`).
@@ -232,16 +221,7 @@ async fn candidates(
         )
         .await
         .map_err(storage("read series"))?;
-    let mut out: BTreeMap<String, Components> = BTreeMap::new();
-    for r in rows {
-        let (uid, rid, raw): (String, String, String) = (
-            r.try_get(0).map_err(storage("read series"))?,
-            r.try_get(1).map_err(storage("read series"))?,
-            r.try_get(2).map_err(storage("read series"))?,
-        );
-        out.entry(uid).or_default().push((parse_rid(&rid)?, for_expansion(crate::details::parse(&raw))));
-    }
-    Ok(out)
+    series_of(&rows)
 }
 
 fn note(warnings: &mut Vec<String>, calendar: &str, uid: &str, notes: Vec<String>) {
@@ -332,7 +312,7 @@ pub(super) async fn maintain(
         stored => {
             let Touched { mut written, uids } = touched;
             let names: Vec<&str> = uids.iter().map(Uid::as_str).collect();
-            let mut from_db = if was_empty { HashMap::new() } else { components(client, calendar, &names).await? };
+            let mut from_db = if was_empty { BTreeMap::new() } else { components(client, calendar, &names).await? };
             let mut old = if was_empty { HashMap::new() } else { stored_rows(client, calendar, Some(&names)).await? };
             let expander = config.expander();
             let mut writes = Writes::default();

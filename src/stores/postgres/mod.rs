@@ -18,7 +18,7 @@ use crate::id::{CalendarId, Cursor};
 use crate::state::{CalendarHead, Revision, StoredEntry, StoredState};
 use crate::store::{Applied, ApplyRequest, LoadScope, Store};
 use crate::stores::columns::{self, EntryColumns, Row, UpsertRow, entry, rid_text, row};
-use crate::stores::instances::{BusyAnswer, InstanceConfig, SlideReport};
+use crate::stores::instances::{BusyAnswer, InstanceConfig, SlideReport, Touched};
 use crate::value::tz::Zone;
 
 mod instances;
@@ -543,7 +543,7 @@ impl PostgresStore {
         let delete = tx.prepare_cached(DELETE).await.map_err(storage("prepare"))?;
         let mut rows = vec![0_u64; plan.changes().len()];
         let mut warnings = Vec::new();
-        let mut touched = instances::Touched::default();
+        let mut touched = Touched::default();
         for (b, chunk) in plan.changes().chunks(BATCH).enumerate() {
             let base = b * BATCH;
             let built: Vec<Row> = chunk.iter().map(|c| row(c, &mut warnings, self.instances.is_some())).collect();
@@ -587,21 +587,11 @@ impl PostgresStore {
             drop(at);
             if self.instances.is_some() {
                 for r in built {
-                    match r {
-                        Row::Upsert(u) => {
-                            let u = *u;
-                            if let Some(d) = u.series {
-                                touched.written.entry(u.uid.clone()).or_default().push((u.recurrence_id, *d));
-                            }
-                            touched.uids.push(u.uid);
-                        }
-                        Row::Delete { uid, .. } => touched.uids.push(uid),
-                    }
+                    touched.note(r);
                 }
             }
         }
-        touched.uids.sort_unstable();
-        touched.uids.dedup();
+        touched.seal();
         // The write-amplification guard: any count other than one rolls everything back.
         plan.check_rows(&rows)?;
         let count = (current.events + plan.inserts() as u64).saturating_sub(plan.deletes() as u64);

@@ -1,18 +1,18 @@
 //! The SQLite side of materialized instances: keeping `instances` in step with `events` inside
 //! an apply's transaction, sliding the horizon, and busy queries.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
 use rusqlite::{Connection, OptionalExtension as _, params};
 
 use super::sql::{TimeText, storage};
-use crate::details::EventDetails;
 use crate::error::{Error, ErrorKind, Result};
-use crate::id::{CalendarId, RecurrenceId, Uid};
+use crate::id::CalendarId;
 use crate::recur::BusyInterval;
 use crate::stores::instances::{
-    BusyAnswer, InstanceConfig, InstanceRow, MAX_QUERY_INSTANCES, SlideReport, diff, for_expansion, rows_of,
+    BusyAnswer, Components, InstanceConfig, InstanceRow, MAX_QUERY_INSTANCES, SlideReport, Touched, diff,
+    for_expansion, parse_rid, rows_of,
 };
 use crate::value::tz::Zone;
 
@@ -43,17 +43,6 @@ WHERE instances.starts_at IS NOT excluded.starts_at OR instances.ends_at IS NOT 
    OR instances.busy IS NOT excluded.busy OR instances.tentative IS NOT excluded.tentative";
 
 const DELETE: &str = "DELETE FROM instances WHERE calendar_id = ?1 AND uid = ?2 AND recurrence_id = ?3";
-
-/// One series' components, parsed for expansion.
-type Components = Vec<(Option<RecurrenceId>, EventDetails)>;
-
-/// The series an apply touched: the components it wrote (with their fields), by UID, and the
-/// UIDs it deleted from.
-#[derive(Default)]
-pub(super) struct Touched {
-    pub(super) written: HashMap<Uid, Components>,
-    pub(super) uids: Vec<Uid>,
-}
 
 /// A calendar's stored horizon.
 struct Horizon {
@@ -99,18 +88,9 @@ fn components(conn: &Connection, calendar: &str, uid: &str) -> Result<Components
     let mut out = Vec::new();
     for row in rows {
         let (rid, raw) = row.map_err(storage("read series"))?;
-        out.push((parse_rid(&rid)?, for_expansion(crate::details::parse(&raw))));
+        out.push((parse_rid("sqlite", &rid)?, for_expansion(crate::details::parse(&raw))));
     }
     Ok(out)
-}
-
-fn parse_rid(rid: &str) -> Result<Option<RecurrenceId>> {
-    if rid.is_empty() {
-        return Ok(None);
-    }
-    rid.parse()
-        .map(Some)
-        .map_err(|_| Error::new(ErrorKind::Storage, format!("sqlite: unreadable stored recurrence_id {rid:?}")))
 }
 
 /// The stored instance rows of one series (unreadable times count as changed).
@@ -259,7 +239,7 @@ fn candidates(
     let mut out: BTreeMap<String, Vec<_>> = BTreeMap::new();
     for row in rows {
         let (uid, rid, raw) = row.map_err(storage("read series"))?;
-        let parsed = (parse_rid(&rid)?, for_expansion(crate::details::parse(&raw)));
+        let parsed = (parse_rid("sqlite", &rid)?, for_expansion(crate::details::parse(&raw)));
         out.entry(uid).or_default().push(parsed);
     }
     Ok(out)

@@ -16,7 +16,7 @@ use crate::id::{CalendarId, Cursor, Etag, EventKey, Href};
 use crate::state::{CalendarHead, Revision, StoredEntry, StoredState};
 use crate::store::{Applied, ApplyRequest, LoadScope, Store};
 use crate::stores::columns::{self, EntryColumns, Row, entry, rid_text, row};
-use crate::stores::instances::{BusyAnswer, InstanceConfig, SlideReport};
+use crate::stores::instances::{BusyAnswer, InstanceConfig, SlideReport, Touched};
 use crate::value::tz::Zone;
 
 mod instances;
@@ -712,7 +712,7 @@ impl ApplyJob {
         let now = TimeText::of(Utc::now());
         let now = now.as_str();
         let mut rows = Vec::new();
-        let mut touched = instances::Touched::default();
+        let mut touched = Touched::default();
         {
             let mut upsert = tx.prepare_cached(UPSERT).map_err(storage("prepare"))?;
             let mut delete = tx.prepare_cached(DELETE).map_err(storage("prepare"))?;
@@ -723,22 +723,12 @@ impl ApplyJob {
                 }
                 if self.instances.is_some() {
                     for row in batch {
-                        match row {
-                            Row::Upsert(u) => {
-                                let u = *u;
-                                if let Some(d) = u.series {
-                                    touched.written.entry(u.uid.clone()).or_default().push((u.recurrence_id, *d));
-                                }
-                                touched.uids.push(u.uid);
-                            }
-                            Row::Delete { uid, .. } => touched.uids.push(uid),
-                        }
+                        touched.note(row);
                     }
                 }
             }
         }
-        touched.uids.sort_unstable();
-        touched.uids.dedup();
+        touched.seal();
         // The write-amplification guard runs on the caller (`Plan::check_rows`) before commit.
         self.counts.send(rows).map_err(|_| Error::new(ErrorKind::Storage, "apply abandoned; rolled back"))?;
         match block_on(self.decision) {
