@@ -340,3 +340,15 @@ fn busy_intervals_are_clipped_and_merged_when_they_touch() {
     );
     assert_eq!(got, [BusyInterval::new(h(8), h(10), false), BusyInterval::new(h(12), h(14), false)]);
 }
+
+/// A fuzzer's find: `BYDAY=+6WE` never matches, and with COUNT the rule cannot seek; the walk
+/// must stop at the window's end, not after its whole empty-period budget.
+#[test]
+fn an_impossible_rule_with_count_stops_at_the_window() {
+    let events = events(&["DTSTART:20230920T120000Z\nRRULE:FREQ=DAILY;COUNT=9;BYMONTH=2;BYMONTHDAY=30"]);
+    let series = Series::new().with_master(events[0].details());
+    let x = Expander::new(Zone::UTC).expand(&series, at("2023-01-01T00:00:00Z"), at("2024-01-01T00:00:00Z"));
+    assert_eq!(x.instances.len(), 1);
+    // Without the window's bound the walk ends by its budget, which says so in a diagnostic.
+    assert!(x.diagnostics.is_empty(), "stopped by the budget, not the window: {:?}", x.diagnostics);
+}

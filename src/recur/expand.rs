@@ -370,6 +370,10 @@ impl Expander {
                         Until::Utc(t) => zone.wall(t.and_utc()),
                     });
                     let until = if all_day { until.map(|u| u.date().and_time(NaiveTime::MIN)) } else { until };
+                    // The window's end bounds the walk too: a rule whose periods stay empty (a
+                    // sixth Wednesday, COUNT never reached) stops there, not after its empty-period
+                    // budget (a fuzzer's find: seconds under the sanitizer).
+                    let until = Some(until.map_or(gen_to, |u| u.min(gen_to)));
                     let mut it = RuleIter::new(rule, wall_start);
                     it.seek(gen_from);
                     while let Some(w) = it.next_until(until) {
