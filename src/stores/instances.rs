@@ -173,6 +173,31 @@ pub(crate) fn rows_of(
     (rows, x.diagnostics)
 }
 
+/// Busy intervals of one calendar's series expanded over `[from, to)` (a busy answer beyond
+/// the horizon); stops, with a warning, once `count` passes [`MAX_QUERY_INSTANCES`].
+pub(crate) fn expanded_busy(
+    expander: &Expander,
+    calendar: &str,
+    series: BTreeMap<String, Components>,
+    (from, to): (DateTime<Utc>, DateTime<Utc>),
+    count: &mut usize,
+    warnings: &mut Vec<String>,
+) -> Vec<BusyInterval> {
+    let mut out = Vec::new();
+    for (uid, comps) in series {
+        if *count > MAX_QUERY_INSTANCES {
+            warnings.push(format!("{calendar}: more than {MAX_QUERY_INSTANCES} instances expanded; the rest left out"));
+            break;
+        }
+        let refs: Vec<_> = comps.iter().map(|(r, d)| (*r, d)).collect();
+        let (rows, notes) = rows_of(expander, &refs, from, to);
+        *count += rows.len();
+        warnings.extend(notes.into_iter().map(|n| format!("{calendar}/{uid}: {n}")));
+        out.extend(rows.iter().filter(|r| r.busy).map(|r| BusyInterval::new(r.starts_at, r.ends_at, r.tentative)));
+    }
+    out
+}
+
 /// The writes that take `stored` rows to `wanted` ones (both of one series): upserts of new or
 /// changed rows, and the recurrence ids of rows to delete. Equal rows are not written.
 pub(crate) fn diff(stored: Vec<InstanceRow>, wanted: Vec<InstanceRow>) -> (Vec<InstanceRow>, Vec<String>) {

@@ -11,7 +11,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::id::{CalendarId, Uid};
 use crate::recur::BusyInterval;
 use crate::stores::instances::{
-    BusyAnswer, Components, InstanceConfig, InstanceRow, MAX_QUERY_INSTANCES, Touched, diff, for_expansion, parse_rid,
+    BusyAnswer, Components, InstanceConfig, InstanceRow, Touched, diff, expanded_busy, for_expansion, parse_rid,
     rows_of,
 };
 use crate::value::tz::Zone;
@@ -428,20 +428,10 @@ pub(super) async fn busy(
             continue;
         }
         expanded = true;
-        for (uid, comps) in candidates(client, name, from, to).await? {
-            if expanded_rows > MAX_QUERY_INSTANCES {
-                warnings.push(format!("{name}: more than {MAX_QUERY_INSTANCES} instances expanded; the rest left out"));
-                break;
-            }
-            let refs: Vec<_> = comps.iter().map(|(r, d)| (*r, d)).collect();
-            let (rows, notes) = rows_of(&zoned, &refs, from, to);
-            expanded_rows += rows.len();
-            note(&mut warnings, name, &uid, notes);
-            if let Some(list) = per.get_mut(name) {
-                list.extend(
-                    rows.iter().filter(|r| r.busy).map(|r| BusyInterval::new(r.starts_at, r.ends_at, r.tentative)),
-                );
-            }
+        let series = candidates(client, name, from, to).await?;
+        let found = expanded_busy(&zoned, name, series, (from, to), &mut expanded_rows, &mut warnings);
+        if let Some(list) = per.get_mut(name) {
+            list.extend(found);
         }
     }
     let unknown: Vec<CalendarId> = calendars.iter().filter(|c| !stored.contains_key(c.as_str())).cloned().collect();

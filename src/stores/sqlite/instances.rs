@@ -11,8 +11,8 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::id::CalendarId;
 use crate::recur::BusyInterval;
 use crate::stores::instances::{
-    BusyAnswer, Components, InstanceConfig, InstanceRow, MAX_QUERY_INSTANCES, SlideReport, Touched, diff,
-    for_expansion, parse_rid, rows_of,
+    BusyAnswer, Components, InstanceConfig, InstanceRow, SlideReport, Touched, diff, expanded_busy, for_expansion,
+    parse_rid, rows_of,
 };
 use crate::value::tz::Zone;
 
@@ -393,20 +393,8 @@ pub(super) fn busy(
         } else {
             expanded = true;
             let zoned = config.map_or_else(InstanceConfig::new, |c| *c).zone(zone).expander();
-            for (uid, comps) in candidates(conn, name, Some(from), to)? {
-                if expanded_rows > MAX_QUERY_INSTANCES {
-                    warnings
-                        .push(format!("{cal}: more than {MAX_QUERY_INSTANCES} instances expanded; the rest left out"));
-                    break;
-                }
-                let refs: Vec<_> = comps.iter().map(|(r, d)| (*r, d)).collect();
-                let (rows, notes) = rows_of(&zoned, &refs, from, to);
-                expanded_rows += rows.len();
-                warnings.extend(notes.into_iter().map(|x| format!("{cal}/{uid}: {x}")));
-                intervals.extend(
-                    rows.iter().filter(|r| r.busy).map(|r| BusyInterval::new(r.starts_at, r.ends_at, r.tentative)),
-                );
-            }
+            let series = candidates(conn, name, Some(from), to)?;
+            intervals = expanded_busy(&zoned, name, series, (from, to), &mut expanded_rows, &mut warnings);
         }
         per.push((cal.clone(), intervals));
     }
