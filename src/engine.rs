@@ -6,6 +6,7 @@
 use std::time::Instant;
 
 use futures::StreamExt as _;
+use tracing::Instrument as _;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorKind, Result};
@@ -118,6 +119,9 @@ pub struct CalendarReport {
     /// meanwhile ([`SyncOptions::conflict_retries`]).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub retries: u32,
+    /// Requests the source sent for the applied fetch ([`Fetched::requests`]).
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub requests: u64,
     /// Why it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -202,6 +206,7 @@ pub struct Engine<S> {
 struct Outcome {
     plan: Plan,
     warnings: Vec<String>,
+    requests: u64,
 }
 
 impl<S: Store> Engine<S> {
@@ -231,7 +236,30 @@ impl<S: Store> Engine<S> {
 
     /// Syncs one calendar. Never fails as a whole: a failure is reported in the
     /// [`CalendarReport`], and nothing of that calendar was applied.
+    ///
+    /// Each sync runs in a `tracing` span `sync` (target `calscope::sync`) with the calendar, the
+    /// source's [`kind`](CalendarSource::kind), and once done its outcome, error kind, row
+    /// counts, requests, retries and duration; with the `metrics` feature it also counts
+    /// syncs, rows written and durations (see the crate's "Observability" docs).
     pub async fn sync(&self, source: &dyn CalendarSource, calendar: &CalendarId) -> CalendarReport {
+        let span = crate::observe::sync_span(calendar, source.kind());
+        let report = self.sync_in_span(source, calendar).instrument(span.clone()).await;
+        let done = crate::observe::SyncDone {
+            source: source.kind(),
+            error_kind: report.error_kind,
+            inserted: report.inserted,
+            updated: report.updated,
+            deleted: report.deleted,
+            unchanged: report.unchanged,
+            requests: report.requests,
+            retries: report.retries,
+            duration: std::time::Duration::from_secs_f64(report.duration_ms.max(0.0) / 1000.0),
+        };
+        crate::observe::sync_done(&span, &done);
+        report
+    }
+
+    async fn sync_in_span(&self, source: &dyn CalendarSource, calendar: &CalendarId) -> CalendarReport {
         let started = Instant::now();
         let mut warnings = Vec::new();
         let mut retries = 0;
@@ -239,13 +267,16 @@ impl<S: Store> Engine<S> {
             // Warnings of an attempt that conflicted belong to a fetch that was not applied.
             warnings.clear();
             match self.run(source, calendar, &mut warnings).await {
-                Err(e) if e.kind() == ErrorKind::Conflict && retries < self.options.conflict_retries => retries += 1,
+                Err(e) if e.kind() == ErrorKind::Conflict && retries < self.options.conflict_retries => {
+                    tracing::debug!(target: "calscope::sync", retries, "the calendar changed meanwhile; syncing again");
+                    retries += 1;
+                }
                 other => break other,
             }
         };
         let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
         match result {
-            Ok(Outcome { plan, warnings: more }) => {
+            Ok(Outcome { plan, warnings: more, requests }) => {
                 warnings.extend(more);
                 CalendarReport {
                     calendar: calendar.clone(),
@@ -257,6 +288,7 @@ impl<S: Store> Engine<S> {
                     warnings,
                     duration_ms,
                     retries,
+                    requests,
                     error: None,
                     error_kind: None,
                     plan: self.options.dry_run.then_some(plan),
@@ -272,6 +304,7 @@ impl<S: Store> Engine<S> {
                 warnings,
                 duration_ms,
                 retries,
+                requests: 0,
                 error: Some(error_chain(&err)),
                 error_kind: Some(err.kind()),
                 plan: None,
@@ -319,11 +352,12 @@ impl<S: Store> Engine<S> {
         let fetched = match fetched {
             Err(e) if e.kind() == ErrorKind::CursorExpired && head_cursor.is_some() => {
                 warnings.push("cursor expired; synced from a full snapshot".to_owned());
+                crate::observe::cursor_expired(calendar);
                 source.fetch(FetchRequest::new(calendar, None)).await?
             }
             other => other?,
         };
-        let Fetched { changes, cursor, warnings: fetch_warnings, .. } = fetched;
+        let Fetched { changes, cursor, warnings: fetch_warnings, requests, .. } = fetched;
         warnings.extend(fetch_warnings);
 
         let state = match (&changes, early) {
@@ -353,17 +387,22 @@ impl<S: Store> Engine<S> {
             return Err(blocked.to_error());
         }
         if self.options.dry_run || (plan.is_empty() && cursor == head_cursor) {
-            return Ok(Outcome { plan, warnings: Vec::new() });
+            return Ok(Outcome { plan, warnings: Vec::new(), requests });
         }
         let applied = self.store.apply(ApplyRequest::new(&plan, expected, cursor.as_ref())).await?;
         // The store checked before committing; a store that did not is caught here.
         plan.check_rows(&applied.rows)?;
-        Ok(Outcome { plan, warnings: applied.warnings })
+        Ok(Outcome { plan, warnings: applied.warnings, requests })
     }
 }
 
 #[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
 fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+fn is_zero_u64(n: &u64) -> bool {
     *n == 0
 }
 

@@ -42,6 +42,9 @@ pub enum ErrorKind {
     RateLimited,
     /// The store failed.
     Storage,
+    /// A worker's lease on a calendar was taken over (it expired and another worker claimed
+    /// the calendar): the outcome it reported was refused, so the newer one stands.
+    LeaseLost,
     /// Anything else.
     Other,
 }
@@ -65,8 +68,44 @@ impl ErrorKind {
             Self::Transport => "transport failure",
             Self::RateLimited => "rate limited",
             Self::Storage => "storage failure",
+            Self::LeaseLost => "lease lost",
             Self::Other => "error",
         }
+    }
+}
+
+/// Every kind, with its snake-case code (as serde writes it).
+const CODES: [(ErrorKind, &str); 16] = [
+    (ErrorKind::InvalidInput, "invalid_input"),
+    (ErrorKind::Parse, "parse"),
+    (ErrorKind::LimitExceeded, "limit_exceeded"),
+    (ErrorKind::CursorExpired, "cursor_expired"),
+    (ErrorKind::Conflict, "conflict"),
+    (ErrorKind::EmptySnapshot, "empty_snapshot"),
+    (ErrorKind::MassChange, "mass_change"),
+    (ErrorKind::ScopeViolation, "scope_violation"),
+    (ErrorKind::NotFound, "not_found"),
+    (ErrorKind::Unauthorized, "unauthorized"),
+    (ErrorKind::Timeout, "timeout"),
+    (ErrorKind::Transport, "transport"),
+    (ErrorKind::RateLimited, "rate_limited"),
+    (ErrorKind::Storage, "storage"),
+    (ErrorKind::LeaseLost, "lease_lost"),
+    (ErrorKind::Other, "other"),
+];
+
+impl ErrorKind {
+    /// The kind's snake-case code, as serde writes it (`rate_limited`): for database columns
+    /// and metrics labels.
+    #[must_use]
+    pub fn code(self) -> &'static str {
+        CODES.iter().find(|(k, _)| *k == self).map_or("other", |(_, c)| c)
+    }
+
+    /// The kind of a [`code`](Self::code); `None` for an unknown code.
+    #[must_use]
+    pub fn from_code(code: &str) -> Option<Self> {
+        CODES.iter().find(|(_, c)| *c == code).map(|(k, _)| *k)
     }
 }
 

@@ -49,6 +49,12 @@ pub trait CalendarSource: Send + Sync + Debug {
     /// valid; [`ErrorKind::NotFound`](crate::ErrorKind::NotFound) for an unknown calendar; any
     /// transport, authorization or parse failure.
     async fn fetch(&self, request: FetchRequest<'_>) -> Result<Fetched>;
+
+    /// A short name of the kind of source (`ics`, `caldav`, `google`, `graph`, `memory`), for
+    /// spans and metrics labels. The one provided method: a label has no behavior to drift.
+    fn kind(&self) -> &'static str {
+        "custom"
+    }
 }
 
 /// What a [`CalendarSource`] supports.
@@ -264,13 +270,24 @@ pub struct Fetched {
     pub cursor: Option<Cursor>,
     /// Things worth telling the host that did not stop the fetch.
     pub warnings: Vec<String>,
+    /// Requests the source sent for this fetch (retries and redirects included; 0 for sources
+    /// that send none). A source shared by calendars fetched at once counts by its client, so
+    /// concurrent fetches may see each other's.
+    pub requests: u64,
 }
 
 impl Fetched {
     /// An answer with no warnings.
     #[must_use]
     pub fn new(changes: Changes, cursor: Option<Cursor>) -> Self {
-        Self { changes, cursor, warnings: Vec::new() }
+        Self { changes, cursor, warnings: Vec::new(), requests: 0 }
+    }
+
+    /// The same answer, saying how many requests it took.
+    #[must_use]
+    pub fn with_requests(mut self, requests: u64) -> Self {
+        self.requests = requests;
+        self
     }
 
     /// The same answer with warnings added.
@@ -364,6 +381,9 @@ macro_rules! forward_source {
             }
             async fn fetch(&self, request: FetchRequest<'_>) -> Result<Fetched> {
                 (**self).fetch(request).await
+            }
+            fn kind(&self) -> &'static str {
+                (**self).kind()
             }
         }
     };

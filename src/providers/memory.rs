@@ -112,6 +112,10 @@ impl MemorySource {
 
 #[async_trait]
 impl CalendarSource for MemorySource {
+    fn kind(&self) -> &'static str {
+        "memory"
+    }
+
     fn capabilities(&self) -> Capabilities {
         Capabilities::snapshot_only().with_cursor(true).with_delta(self.delta).with_list_calendars(true)
     }

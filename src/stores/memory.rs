@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorKind, Result};
@@ -11,16 +12,18 @@ use crate::event::Event;
 use crate::id::{CalendarId, Cursor, EventKey};
 use crate::plan::Change;
 use crate::state::{CalendarHead, Revision, StoredEntry, StoredState};
+use crate::schedule::{Claim, Finished, MemorySchedule, Outcome, Pending, Registered, Schedule, ScheduleEntry};
 use crate::store::{Applied, ApplyRequest, LoadScope, Store};
 
 /// A [`Store`] that keeps everything in memory, behind one mutex.
 ///
 /// Useful for tests, for hosts that persist elsewhere, and as the reference the other stores
 /// are checked against. It counts the rows it writes ([`MemoryStore::stats`]) independently of
-/// what the engine reports.
+/// what the engine reports. It is also a [`Schedule`] (a [`MemorySchedule`]).
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     inner: Mutex<Inner>,
+    schedule: MemorySchedule,
 }
 
 #[derive(Debug, Default)]
@@ -178,5 +181,36 @@ impl Store for MemoryStore {
         inner.stats.deleted += stats.deleted;
         inner.stats.applies += 1;
         Ok(Applied::new(revision, rows))
+    }
+}
+
+#[async_trait]
+impl Schedule for MemoryStore {
+    async fn register(
+        &self,
+        calendar: &CalendarId,
+        spec: &str,
+        every: std::time::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Registered> {
+        self.schedule.register(calendar, spec, every, now).await
+    }
+    async fn unregister(&self, calendar: &CalendarId) -> Result<bool> {
+        self.schedule.unregister(calendar).await
+    }
+    async fn claim(&self, worker: &str, n: usize, lease: std::time::Duration, now: DateTime<Utc>) -> Result<Vec<Claim>> {
+        self.schedule.claim(worker, n, lease, now).await
+    }
+    async fn finish(&self, claim: &Claim, outcome: &Outcome, now: DateTime<Utc>) -> Result<Finished> {
+        self.schedule.finish(claim, outcome, now).await
+    }
+    async fn poke(&self, calendar: &CalendarId, now: DateTime<Utc>) -> Result<bool> {
+        self.schedule.poke(calendar, now).await
+    }
+    async fn entries(&self) -> Result<Vec<ScheduleEntry>> {
+        self.schedule.entries().await
+    }
+    async fn pending(&self, now: DateTime<Utc>) -> Result<Pending> {
+        self.schedule.pending(now).await
     }
 }

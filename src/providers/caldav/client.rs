@@ -24,7 +24,7 @@ impl Dav {
         if let Some(auth) = auth {
             http.auth.get_or_insert(auth);
         }
-        Ok((Self { http: HttpClient::new(&url, http, Redirects::SameOrigin)? }, url))
+        Ok((Self { http: HttpClient::new(&url, http, Redirects::SameOrigin, "caldav")? }, url))
     }
 
     /// The server's origin, as errors and `Debug` show it.

@@ -453,6 +453,15 @@ impl CalDavSource {
     }
 }
 
+impl CalDavSource {
+    /// The fetch, without counting its requests.
+    async fn fetch_uncounted(&self, request: FetchRequest<'_>) -> Result<Fetched> {
+        let (all, i) = self.collection(request.calendar).await?;
+        let col = all.get(i).ok_or_else(|| Error::new(ErrorKind::NotFound, "calendar list changed"))?;
+        self.fetch_collection(col, request).await
+    }
+}
+
 #[async_trait]
 impl CalendarSource for CalDavSource {
     fn capabilities(&self) -> Capabilities {
@@ -465,9 +474,13 @@ impl CalendarSource for CalDavSource {
     }
 
     async fn fetch(&self, request: FetchRequest<'_>) -> Result<Fetched> {
-        let (all, i) = self.collection(request.calendar).await?;
-        let col = all.get(i).ok_or_else(|| Error::new(ErrorKind::NotFound, "calendar list changed"))?;
-        self.fetch_collection(col, request).await
+        let before = self.requests();
+        let fetched = self.fetch_uncounted(request).await?;
+        Ok(fetched.with_requests(self.requests().saturating_sub(before)))
+    }
+
+    fn kind(&self) -> &'static str {
+        "caldav"
     }
 }
 

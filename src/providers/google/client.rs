@@ -37,7 +37,7 @@ pub(crate) struct GoogleClient {
 impl GoogleClient {
     /// A client for `api` (`https://www.googleapis.com/calendar/v3` or an emulator's root).
     pub(crate) fn new(api: &str, http: HttpConfig) -> Result<Self> {
-        Ok(Self { api: JsonApi::new(api, "Google API", http)? })
+        Ok(Self { api: JsonApi::new(api, "Google API", "google", http)? })
     }
 
     /// The API's origin, as errors show it.

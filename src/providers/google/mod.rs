@@ -383,27 +383,9 @@ impl fmt::Debug for GoogleSource {
     }
 }
 
-#[async_trait]
-impl CalendarSource for GoogleSource {
-    fn capabilities(&self) -> Capabilities {
-        Capabilities::snapshot_only().with_cursor(true).with_delta(true).with_list_calendars(true)
-    }
-
-    async fn calendars(&self) -> Result<Vec<CalendarInfo>> {
-        let listed = self.list().await?;
-        Ok(match &self.naming {
-            Naming::Account(prefix) => listed
-                .iter()
-                .filter_map(|e| CalendarId::new(format!("{prefix}/{}", e.id)).ok().map(|id| Self::info(id, e)))
-                .collect(),
-            Naming::One { id, remote: google } => match Self::entry(&listed, google) {
-                Some(entry) => vec![Self::info(id.clone(), entry)],
-                None => vec![CalendarInfo::new(id.clone(), None)],
-            },
-        })
-    }
-
-    async fn fetch(&self, request: FetchRequest<'_>) -> Result<Fetched> {
+impl GoogleSource {
+    /// The fetch, without counting its requests.
+    async fn fetch_uncounted(&self, request: FetchRequest<'_>) -> Result<Fetched> {
         let google = self.google_id(request.calendar)?;
         if let Some(listed) = self.listed.lock().unwrap_or_else(PoisonError::into_inner).as_ref() {
             if Self::entry(listed, google).is_some_and(|e| e.access_role.as_deref() == Some("freeBusyReader")) {
@@ -432,6 +414,37 @@ impl CalendarSource for GoogleSource {
         }
         let delta = Delta { upserts, removals: Vec::new(), removed_hrefs };
         Ok(Fetched::new(Changes::Delta(delta), Some(cursor(&next))).with_warnings(warnings))
+    }
+}
+
+#[async_trait]
+impl CalendarSource for GoogleSource {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::snapshot_only().with_cursor(true).with_delta(true).with_list_calendars(true)
+    }
+
+    async fn calendars(&self) -> Result<Vec<CalendarInfo>> {
+        let listed = self.list().await?;
+        Ok(match &self.naming {
+            Naming::Account(prefix) => listed
+                .iter()
+                .filter_map(|e| CalendarId::new(format!("{prefix}/{}", e.id)).ok().map(|id| Self::info(id, e)))
+                .collect(),
+            Naming::One { id, remote: google } => match Self::entry(&listed, google) {
+                Some(entry) => vec![Self::info(id.clone(), entry)],
+                None => vec![CalendarInfo::new(id.clone(), None)],
+            },
+        })
+    }
+
+    async fn fetch(&self, request: FetchRequest<'_>) -> Result<Fetched> {
+        let before = self.requests();
+        let fetched = self.fetch_uncounted(request).await?;
+        Ok(fetched.with_requests(self.requests().saturating_sub(before)))
+    }
+
+    fn kind(&self) -> &'static str {
+        "google"
     }
 }
 

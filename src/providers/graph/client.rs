@@ -33,7 +33,7 @@ pub(crate) struct GraphClient {
 impl GraphClient {
     /// A client for `api` (`https://graph.microsoft.com/v1.0` or an emulator's root).
     pub(crate) fn new(api: &str, http: HttpConfig, page_size: u32) -> Result<Self> {
-        let api = JsonApi::new(api, "Graph API", http)?;
+        let api = JsonApi::new(api, "Graph API", "graph", http)?;
         Ok(Self { api, page_size, mailbox: Semaphore::new(MAILBOX_CONCURRENCY) })
     }
 

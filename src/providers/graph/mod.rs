@@ -477,6 +477,35 @@ impl fmt::Debug for GraphSource {
     }
 }
 
+impl GraphSource {
+    /// The fetch, without counting its requests.
+    async fn fetch_uncounted(&self, request: FetchRequest<'_>) -> Result<Fetched> {
+        let graph = self.graph_id(request.calendar).await?;
+        let window = self.window();
+        let mut warnings = Vec::new();
+        let Some((link, made_for)) = parse_cursor(request.cursor) else {
+            return self.snapshot(&request, &graph, window, None, &mut warnings).await;
+        };
+        let slid = (window.start - made_for.start).abs() > self.config.window_step;
+        if slid {
+            warnings.push("the window slid: a new round over the new window".to_owned());
+            return self.snapshot(&request, &graph, window, None, &mut warnings).await;
+        }
+        let url = self.client.link(link)?;
+        let (round, next) = match self.round(url).await? {
+            Ok(done) => done,
+            Err(location) => {
+                warnings.push("the delta token expired; a new round over the window".to_owned());
+                // A Location off the API's origin is refused by the client before it is sent.
+                return self.snapshot(&request, &graph, made_for, location, &mut warnings).await;
+            }
+        };
+        let (upserts, removed_hrefs, _) = self.map_round(request.calendar, round, &mut warnings).await?;
+        let delta = Delta { upserts, removals: Vec::new(), removed_hrefs };
+        Ok(Fetched::new(Changes::Delta(delta), Some(to_cursor(&next, made_for))).with_warnings(warnings))
+    }
+}
+
 #[async_trait]
 impl CalendarSource for GraphSource {
     fn capabilities(&self) -> Capabilities {
@@ -505,29 +534,13 @@ impl CalendarSource for GraphSource {
     }
 
     async fn fetch(&self, request: FetchRequest<'_>) -> Result<Fetched> {
-        let graph = self.graph_id(request.calendar).await?;
-        let window = self.window();
-        let mut warnings = Vec::new();
-        let Some((link, made_for)) = parse_cursor(request.cursor) else {
-            return self.snapshot(&request, &graph, window, None, &mut warnings).await;
-        };
-        let slid = (window.start - made_for.start).abs() > self.config.window_step;
-        if slid {
-            warnings.push("the window slid: a new round over the new window".to_owned());
-            return self.snapshot(&request, &graph, window, None, &mut warnings).await;
-        }
-        let url = self.client.link(link)?;
-        let (round, next) = match self.round(url).await? {
-            Ok(done) => done,
-            Err(location) => {
-                warnings.push("the delta token expired; a new round over the window".to_owned());
-                // A Location off the API's origin is refused by the client before it is sent.
-                return self.snapshot(&request, &graph, made_for, location, &mut warnings).await;
-            }
-        };
-        let (upserts, removed_hrefs, _) = self.map_round(request.calendar, round, &mut warnings).await?;
-        let delta = Delta { upserts, removals: Vec::new(), removed_hrefs };
-        Ok(Fetched::new(Changes::Delta(delta), Some(to_cursor(&next, made_for))).with_warnings(warnings))
+        let before = self.requests();
+        let fetched = self.fetch_uncounted(request).await?;
+        Ok(fetched.with_requests(self.requests().saturating_sub(before)))
+    }
+
+    fn kind(&self) -> &'static str {
+        "graph"
     }
 }
 

@@ -18,13 +18,13 @@ pub(crate) struct JsonApi {
 
 impl JsonApi {
     /// The API at `api` (`what` names it in errors).
-    pub(crate) fn new(api: &str, what: &str, http: HttpConfig) -> Result<Self> {
+    pub(crate) fn new(api: &str, what: &str, provider: &'static str, http: HttpConfig) -> Result<Self> {
         let (mut root, _) = parse_server_url(api, what)?;
         if !root.path().ends_with('/') {
             let path = format!("{}/", root.path());
             root.set_path(&path);
         }
-        let http = HttpClient::new(&root, http, Redirects::SameOrigin)?;
+        let http = HttpClient::new(&root, http, Redirects::SameOrigin, provider)?;
         Ok(Self { http, root })
     }
 

@@ -12,6 +12,7 @@ use crate::error::{Error, ErrorKind, Result};
 use super::config::{HttpAuth, HttpConfig};
 use super::origin::shown;
 use super::retry::retry_after;
+use crate::schedule::RateLimits;
 
 /// Where a client may follow a redirect.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -111,6 +112,10 @@ pub(crate) struct HttpClient {
     config: HttpConfig,
     redirects: Redirects,
     requests: AtomicU64,
+    /// The provider's name in metrics and events (`ics`, `caldav`, `google`, `graph`, `oauth`).
+    provider: &'static str,
+    /// The shared limits and this client's key in them.
+    limit: Option<(RateLimits, String)>,
 }
 
 impl HttpClient {
@@ -118,7 +123,7 @@ impl HttpClient {
     ///
     /// # Errors
     /// [`ErrorKind::Other`] when the TLS stack cannot be set up.
-    pub(crate) fn new(base: &Url, config: HttpConfig, redirects: Redirects) -> Result<Self> {
+    pub(crate) fn new(base: &Url, config: HttpConfig, redirects: Redirects, provider: &'static str) -> Result<Self> {
         // The ring provider, unless the host installed another one for the process.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder()
@@ -129,7 +134,20 @@ impl HttpClient {
             .user_agent(config.user_agent.clone())
             .build()
             .map_err(|e| Error::new(ErrorKind::Other, "cannot build the http client").with_source(e.without_url()))?;
-        Ok(Self { client, origin: base.origin(), shown: shown(base), config, redirects, requests: AtomicU64::new(0) })
+        let limit = config.rate_limits.clone().map(|limits| {
+            let key = config.rate_key.clone().unwrap_or_else(|| base.host_str().unwrap_or_default().to_owned());
+            (limits, key)
+        });
+        Ok(Self {
+            client,
+            origin: base.origin(),
+            shown: shown(base),
+            config,
+            redirects,
+            requests: AtomicU64::new(0),
+            provider,
+            limit,
+        })
     }
 
     /// The origin, as errors and `Debug` show it.
@@ -170,13 +188,21 @@ impl HttpClient {
                     token = Some(provider.token().await?);
                 }
             }
+            // A place in the shared limits, held for the attempt.
+            let permit = match &self.limit {
+                Some((limits, key)) => Some(limits.acquire(key, tokio::time::sleep).await),
+                None => None,
+            };
             self.requests.fetch_add(1, Ordering::Relaxed);
+            crate::observe::request(self.provider);
             let attempt =
                 self.attempt(&request, &url, on_origin, token.as_ref().map(super::token::Secret::expose)).await;
+            drop(permit);
             let answer = match attempt {
                 Attempt::Fail(err) => return Err(err),
                 Attempt::Retry(err) => match backoff.next_wait(None) {
                     Some(wait) => {
+                        crate::observe::retry(self.provider, &self.shown, 0, wait);
                         tokio::time::sleep(wait).await;
                         continue;
                     }
@@ -211,7 +237,14 @@ impl HttpClient {
                 || request.retry_if.is_some_and(|f| f(&answer));
             if retryable {
                 let asked = answer.header(RETRY_AFTER.as_str()).and_then(|v| retry_after(v, SystemTime::now()));
-                if let Some(wait) = backoff.next_wait(asked) {
+                let wait = backoff.next_wait(asked);
+                // Told to slow down: every request on this key waits, from any calendar.
+                let throttled = status == 429 || asked.is_some() || request.retry_if.is_some_and(|f| f(&answer));
+                if let (Some((limits, key)), true) = (&self.limit, throttled) {
+                    limits.pause(key, wait.or(asked).unwrap_or(self.config.retry.min_delay));
+                }
+                if let Some(wait) = wait {
+                    crate::observe::retry(self.provider, &self.shown, status, wait);
                     tokio::time::sleep(wait).await;
                     continue;
                 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::retry::RetryPolicy;
+use crate::schedule::RateLimits;
 use super::token::TokenProvider;
 
 /// How an HTTP provider (an ICS feed, a CalDAV server) talks to its server.
@@ -25,6 +26,11 @@ pub struct HttpConfig {
     pub user_agent: String,
     /// How failed idempotent requests are retried. Default [`RetryPolicy::default`].
     pub retry: RetryPolicy,
+    /// Rate limits shared with the process's other sources; none by default.
+    pub rate_limits: Option<RateLimits>,
+    /// The key this source's requests spend in [`rate_limits`](Self::rate_limits) (an account,
+    /// a mailbox); `None` for the server's host.
+    pub rate_key: Option<String>,
 }
 
 impl Default for HttpConfig {
@@ -37,6 +43,8 @@ impl Default for HttpConfig {
             auth: None,
             user_agent: concat!("calscope/", env!("CARGO_PKG_VERSION")).to_owned(),
             retry: RetryPolicy::default(),
+            rate_limits: None,
+            rate_key: None,
         }
     }
 }
@@ -76,6 +84,23 @@ impl HttpConfig {
         self.retry = retry;
         self
     }
+
+    /// Spends this source's requests in `limits`, shared with every source given the same
+    /// limits (clone one [`RateLimits`] into each source's config).
+    #[must_use]
+    pub fn rate_limits(mut self, limits: RateLimits) -> Self {
+        self.rate_limits = Some(limits);
+        self
+    }
+
+    /// Sets the key this source's requests spend (default: the server's host). Key API
+    /// sources by account (`google:alice@example.com`, `graph:bob@contoso.com`), so that one
+    /// account's calendars share its quota.
+    #[must_use]
+    pub fn rate_key(mut self, key: impl Into<String>) -> Self {
+        self.rate_key = Some(key.into());
+        self
+    }
 }
 
 impl fmt::Debug for HttpConfig {
@@ -88,6 +113,8 @@ impl fmt::Debug for HttpConfig {
             .field("auth", &self.auth)
             .field("user_agent", &self.user_agent)
             .field("retry", &self.retry)
+            .field("rate_limits", &self.rate_limits)
+            .field("rate_key", &self.rate_key)
             .finish()
     }
 }

@@ -56,6 +56,7 @@ impl OAuthRefresh {
             &endpoint,
             super::config::HttpConfig::default().max_bytes(1 << 20),
             super::client::Redirects::SameOrigin,
+            "oauth",
         )?;
         Ok(Self {
             client,

@@ -35,7 +35,7 @@ impl HttpFeed {
         if let Some(auth) = auth {
             config.auth.get_or_insert(auth);
         }
-        let client = HttpClient::new(&url, config, Redirects::Anywhere)?;
+        let client = HttpClient::new(&url, config, Redirects::Anywhere, "ics")?;
         Ok(Self { url, client })
     }
 

@@ -205,18 +205,9 @@ impl fmt::Debug for IcsSource {
     }
 }
 
-#[async_trait]
-impl CalendarSource for IcsSource {
-    fn capabilities(&self) -> Capabilities {
-        // Its deltas are always empty: "unchanged since the cursor".
-        Capabilities::snapshot_only().with_cursor(true).with_delta(true)
-    }
-
-    async fn calendars(&self) -> Result<Vec<CalendarInfo>> {
-        Ok(vec![CalendarInfo::new(self.calendar.clone(), None)])
-    }
-
-    async fn fetch(&self, request: FetchRequest<'_>) -> Result<Fetched> {
+impl IcsSource {
+    /// The fetch, without counting its requests.
+    async fn fetch_uncounted(&self, request: FetchRequest<'_>) -> Result<Fetched> {
         if request.calendar != &self.calendar {
             return Err(Error::new(
                 ErrorKind::NotFound,
@@ -238,6 +229,28 @@ impl CalendarSource for IcsSource {
         };
         let (snapshot, notes) = read.into_snapshot();
         Ok(Fetched::new(Changes::Snapshot(snapshot), Some(cursor)).with_warnings(notes))
+    }
+}
+
+#[async_trait]
+impl CalendarSource for IcsSource {
+    fn capabilities(&self) -> Capabilities {
+        // Its deltas are always empty: "unchanged since the cursor".
+        Capabilities::snapshot_only().with_cursor(true).with_delta(true)
+    }
+
+    async fn calendars(&self) -> Result<Vec<CalendarInfo>> {
+        Ok(vec![CalendarInfo::new(self.calendar.clone(), None)])
+    }
+
+    async fn fetch(&self, request: FetchRequest<'_>) -> Result<Fetched> {
+        let before = self.requests();
+        let fetched = self.fetch_uncounted(request).await?;
+        Ok(fetched.with_requests(self.requests().saturating_sub(before)))
+    }
+
+    fn kind(&self) -> &'static str {
+        "ics"
     }
 }
 

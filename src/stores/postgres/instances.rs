@@ -7,7 +7,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use chrono::{DateTime, Duration, Utc};
 use tokio_postgres::GenericClient;
 
-use crate::error::{Error, ErrorKind, Result};
+use super::sql::storage;
+use crate::error::Result;
 use crate::id::{CalendarId, Uid};
 use crate::recur::BusyInterval;
 use crate::stores::instances::{
@@ -56,10 +57,6 @@ WHERE i.calendar_id = $1 AND i.uid = d.uid AND i.recurrence_id = d.recurrence_id
 pub(super) const BUSY_AT: &str = "
 SELECT DISTINCT calendar_id FROM instances
 WHERE busy AND tstzrange(starts_at, ends_at, '[)') && tstzrange($2, $3, '[)') AND calendar_id = ANY($1)";
-
-fn storage(what: &'static str) -> impl Fn(tokio_postgres::Error) -> Error {
-    move |e| Error::new(ErrorKind::Storage, format!("postgres {what}")).with_source(e)
-}
 
 struct Horizon {
     from: DateTime<Utc>,

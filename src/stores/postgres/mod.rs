@@ -9,12 +9,12 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use futures::{StreamExt as _, pin_mut};
-use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{IsolationLevel, NoTls};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::id::{CalendarId, Cursor};
+use crate::schedule::{Claim, Finished, Outcome, Pending, Registered, Schedule, ScheduleEntry};
 use crate::state::{CalendarHead, Revision, StoredEntry, StoredState};
 use crate::store::{Applied, ApplyRequest, LoadScope, Store};
 use crate::stores::columns::{self, EntryColumns, Row, UpsertRow, entry, rid_text, row};
@@ -22,13 +22,16 @@ use crate::stores::instances::{BusyAnswer, InstanceConfig, SlideReport, Touched}
 use crate::value::tz::Zone;
 
 mod instances;
+mod schedule;
+mod sql;
+use sql::storage;
 
 /// The schema version this build writes (the `calscope_schema` table).
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Schema migrations, in order: entry `i` takes a database from version `i` to `i + 1`. Later
 /// versions append entries that add columns or indexes; rows are never rewritten.
-const MIGRATIONS: [&str; 2] = [
+const MIGRATIONS: [&str; 3] = [
     r"
 CREATE TABLE calendars (
     calendar_id text PRIMARY KEY,
@@ -65,6 +68,7 @@ CREATE INDEX events_time ON events (calendar_id, starts_at, ends_at);
 CREATE INDEX events_href ON events (calendar_id, href) WHERE href IS NOT NULL;
 ",
     instances::MIGRATION,
+    schedule::MIGRATION,
 ];
 
 /// Every upsert of a batch in one statement; answers the keys of the rows it wrote (an
@@ -189,6 +193,12 @@ fn redact(url: &str) -> String {
 ///   (`calendar_id`, `starts_at`, `ends_at`) and (`calendar_id`, `href`).
 /// - **`calendars`**: `calendar_id`, `cursor`, `revision`, `events` (the row count),
 ///   `updated_at`.
+/// - **`schedule`** (version 3): the [`Schedule`](crate::schedule::Schedule), as in
+///   [`SqliteStore`](crate::SqliteStore)'s with `timestamptz` times. A claim is one statement,
+///   `UPDATE schedule … FROM (SELECT … ORDER BY next_due_at LIMIT n FOR UPDATE SKIP LOCKED)`:
+///   concurrent workers skip each other's rows instead of waiting, and the lease token
+///   (`lease_token`, bumped by every claim) fences a finish from a worker whose lease was
+///   taken over.
 /// - **`calscope_schema`**: the schema version. Migrations run under an advisory lock, so
 ///   workers starting together migrate once; a database of a newer version is refused.
 ///
@@ -233,20 +243,6 @@ pub struct PostgresStore {
 impl fmt::Debug for PostgresStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PostgresStore").field("database", &self.shown).finish_non_exhaustive()
-    }
-}
-
-/// Maps a Postgres error: serialization failures and deadlocks are conflicts (retryable);
-/// everything else is a storage failure naming what was being done.
-fn storage(what: &'static str) -> impl Fn(tokio_postgres::Error) -> Error {
-    move |e| {
-        let kind = match e.code() {
-            Some(c) if *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED => {
-                ErrorKind::Conflict
-            }
-            _ => ErrorKind::Storage,
-        };
-        Error::new(kind, format!("postgres {what}")).with_source(e)
     }
 }
 
@@ -690,6 +686,50 @@ impl<'a> Columns<'a> {
             &self.etag,
             &self.raw,
         ]
+    }
+}
+
+#[async_trait]
+impl Schedule for PostgresStore {
+    async fn register(
+        &self,
+        calendar: &CalendarId,
+        spec: &str,
+        every: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Registered> {
+        let client = self.pool.get().await.map_err(pool_error)?;
+        schedule::register(&**client, calendar, spec, every, now).await
+    }
+
+    async fn unregister(&self, calendar: &CalendarId) -> Result<bool> {
+        let client = self.pool.get().await.map_err(pool_error)?;
+        schedule::unregister(&**client, calendar).await
+    }
+
+    async fn claim(&self, worker: &str, n: usize, lease: Duration, now: DateTime<Utc>) -> Result<Vec<Claim>> {
+        let client = self.pool.get().await.map_err(pool_error)?;
+        schedule::claim(&**client, worker, n, lease, now).await
+    }
+
+    async fn finish(&self, claim: &Claim, outcome: &Outcome, now: DateTime<Utc>) -> Result<Finished> {
+        let client = self.pool.get().await.map_err(pool_error)?;
+        schedule::finish(&**client, claim, outcome, now).await
+    }
+
+    async fn poke(&self, calendar: &CalendarId, now: DateTime<Utc>) -> Result<bool> {
+        let client = self.pool.get().await.map_err(pool_error)?;
+        schedule::poke(&**client, calendar, now).await
+    }
+
+    async fn entries(&self) -> Result<Vec<ScheduleEntry>> {
+        let client = self.pool.get().await.map_err(pool_error)?;
+        schedule::entries(&**client).await
+    }
+
+    async fn pending(&self, now: DateTime<Utc>) -> Result<Pending> {
+        let client = self.pool.get().await.map_err(pool_error)?;
+        schedule::pending(&**client, now).await
     }
 }
 

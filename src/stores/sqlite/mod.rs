@@ -13,6 +13,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::id::{CalendarId, Cursor, Etag, EventKey, Href};
+use crate::schedule::{Claim, Finished, Outcome, Pending, Registered, Schedule, ScheduleEntry};
 use crate::state::{CalendarHead, Revision, StoredEntry, StoredState};
 use crate::store::{Applied, ApplyRequest, LoadScope, Store};
 use crate::stores::columns::{self, EntryColumns, Row, entry, rid_text, row};
@@ -20,16 +21,17 @@ use crate::stores::instances::{BusyAnswer, InstanceConfig, SlideReport, Touched}
 use crate::value::tz::Zone;
 
 mod instances;
+mod schedule;
 mod sql;
 use sql::{TimeText, storage, time_text};
 
 /// The schema version this build writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Schema migrations, in order: entry `i` takes a database from version `i` to `i + 1`. A later
 /// version appends entries (`ALTER TABLE … ADD COLUMN`, new indexes); existing rows are never
 /// rewritten, so an upgrade costs no write amplification.
-const MIGRATIONS: [&str; 2] = [
+const MIGRATIONS: [&str; 3] = [
     r"
 CREATE TABLE IF NOT EXISTS calendars (
     calendar_id TEXT PRIMARY KEY NOT NULL,
@@ -67,6 +69,7 @@ CREATE INDEX IF NOT EXISTS events_href ON events (calendar_id, href) WHERE href 
 CREATE INDEX IF NOT EXISTS events_sync ON events (calendar_id, uid, recurrence_id, fingerprint, source_hash, digest, href, etag);
 ",
     instances::MIGRATION,
+    schedule::MIGRATION,
 ];
 
 const UPSERT: &str = "
@@ -115,6 +118,14 @@ const ENTRY_COLUMNS: &str = "uid, recurrence_id, fingerprint, source_hash, diges
 ///   start in [`RecurrenceId`](crate::RecurrenceId)'s text form (for a single event its
 ///   DTSTART), `starts_at`/`ends_at` as in `events`, `busy` and `tentative` its busy state.
 ///   Index `instances_busy` (`calendar_id`, `ends_at`, `starts_at`, `tentative`) over busy rows.
+/// - **`schedule`** (version 3): the [`Schedule`](crate::schedule::Schedule), one row per
+///   registered calendar: `calendar_id`, `spec`, `interval_ms`, `next_due_at`, `syncs`,
+///   `failures`, `last_error_kind` (an [`ErrorKind::code`](crate::ErrorKind::code)),
+///   `last_error`, `last_synced_at`, `lease_owner`, `lease_until`, `lease_token` (claims so
+///   far: the fencing token), `claimed_at`, `poked_at`, `registered_at`; times as UTC text with
+///   microseconds (`YYYY-MM-DDTHH:MM:SS.ffffffZ`). Index `schedule_due` (`next_due_at`). Every
+///   schedule call is one `BEGIN IMMEDIATE` transaction or one statement, so several processes
+///   on one file claim without overlap.
 ///
 /// The version lives in `PRAGMA user_version`. A later version migrates with `ALTER TABLE`
 /// and new indexes; it never rewrites rows. A database written by a newer version is refused.
@@ -857,6 +868,48 @@ fn stopped() -> Error {
 }
 
 #[async_trait]
+impl Schedule for SqliteStore {
+    async fn register(
+        &self,
+        calendar: &CalendarId,
+        spec: &str,
+        every: std::time::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Registered> {
+        let (calendar, spec) = (calendar.clone(), spec.to_owned());
+        self.call(move |conn| schedule::register(conn, &calendar, &spec, every, now)).await
+    }
+
+    async fn unregister(&self, calendar: &CalendarId) -> Result<bool> {
+        let calendar = calendar.clone();
+        self.call(move |conn| schedule::unregister(conn, &calendar)).await
+    }
+
+    async fn claim(&self, worker: &str, n: usize, lease: std::time::Duration, now: DateTime<Utc>) -> Result<Vec<Claim>> {
+        let worker = worker.to_owned();
+        self.call(move |conn| schedule::claim(conn, &worker, n, lease, now)).await
+    }
+
+    async fn finish(&self, claim: &Claim, outcome: &Outcome, now: DateTime<Utc>) -> Result<Finished> {
+        let (claim, outcome) = (claim.clone(), outcome.clone());
+        self.call(move |conn| schedule::finish(conn, &claim, &outcome, now)).await
+    }
+
+    async fn poke(&self, calendar: &CalendarId, now: DateTime<Utc>) -> Result<bool> {
+        let calendar = calendar.clone();
+        self.call(move |conn| schedule::poke(conn, &calendar, now)).await
+    }
+
+    async fn entries(&self) -> Result<Vec<ScheduleEntry>> {
+        self.call(schedule::entries).await
+    }
+
+    async fn pending(&self, now: DateTime<Utc>) -> Result<Pending> {
+        self.call(move |conn| schedule::pending(conn, now)).await
+    }
+}
+
+#[async_trait]
 impl Store for SqliteStore {
     async fn load(&self, calendar: &CalendarId, scope: LoadScope<'_>) -> Result<StoredState> {
         let whole = matches!(scope, LoadScope::All);
@@ -945,18 +998,20 @@ mod tests {
         )
         .unwrap();
         let before = conn.total_changes();
-        // Version 1 to this build's (the instances table, the horizon columns), then a later one.
+        // Version 1 to this build's (the instances table, the horizon columns, the schedule),
+        // then a later one.
         migrate(&mut conn, &MIGRATIONS).unwrap();
         assert_eq!(conn.total_changes(), before, "no row was rewritten");
         let next = [
             MIGRATIONS[0],
             MIGRATIONS[1],
+            MIGRATIONS[2],
             "ALTER TABLE events ADD COLUMN color TEXT; CREATE INDEX events_color ON events (color);",
         ];
         migrate(&mut conn, &next).unwrap();
         assert_eq!(conn.total_changes(), before, "no row was rewritten");
         let version: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
-        assert_eq!(version, 3);
+        assert_eq!(version, 4);
         let raw: String = conn.query_row("SELECT raw FROM events", [], |r| r.get(0)).unwrap();
         assert_eq!(raw, "raw");
         // Running again is a no-op; a newer database is refused by an older build.

@@ -1,0 +1,325 @@
+//! [`Worker`]: claims due calendars, syncs them through the [`Engine`], finishes each claim.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt as _, StreamExt as _};
+use serde::{Deserialize, Serialize};
+
+use super::due::{Claim, Outcome, Schedule};
+use crate::engine::Engine;
+use crate::error::{ErrorKind, Result};
+use crate::id::CalendarId;
+use crate::source::CalendarSource;
+use crate::store::Store;
+
+/// Builds a calendar's source from its registered spec: the host's factory.
+pub type SourceFactory = dyn Fn(&CalendarId, &str) -> Result<Arc<dyn CalendarSource>> + Send + Sync;
+
+/// Sleeps for a while: the host's runtime's timer (`|d| Box::pin(tokio::time::sleep(d))`).
+pub type Sleep = dyn Fn(Duration) -> BoxFuture<'static, ()> + Send + Sync;
+
+/// The clock a worker reads: `Utc::now` unless a test sets its own.
+pub type Clock = dyn Fn() -> DateTime<Utc> + Send + Sync;
+
+/// How a [`Worker`] runs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct WorkerOptions {
+    /// Syncs at once. Default 4.
+    pub concurrency: usize,
+    /// How long a claim holds its calendar. A sync must finish within it, or another worker
+    /// may take the calendar over (and this worker's outcome is refused). Default 5 minutes.
+    pub lease: Duration,
+    /// The longest wait between two looks at the schedule when nothing is due. Default 5 s.
+    pub poll: Duration,
+    /// Stop once no calendar is due and no lease is out (waiting out other workers' leases,
+    /// including a crashed worker's, and then taking their calendars). Default `false`.
+    pub until_idle: bool,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> Self {
+        Self { concurrency: 4, lease: Duration::from_secs(300), poll: Duration::from_secs(5), until_idle: false }
+    }
+}
+
+impl WorkerOptions {
+    /// Sets the syncs at once (at least 1).
+    #[must_use]
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.concurrency = n.max(1);
+        self
+    }
+
+    /// Sets the lease.
+    #[must_use]
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.lease = lease.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Sets the longest idle wait.
+    #[must_use]
+    pub fn poll(mut self, poll: Duration) -> Self {
+        self.poll = poll.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Sets whether the worker stops once idle.
+    #[must_use]
+    pub fn until_idle(mut self, until_idle: bool) -> Self {
+        self.until_idle = until_idle;
+        self
+    }
+}
+
+/// What a [`Worker::run`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[must_use]
+#[non_exhaustive]
+pub struct WorkerReport {
+    /// Calendars claimed.
+    pub claimed: u64,
+    /// Claims that synced and were finished.
+    pub synced: u64,
+    /// Claims that failed (source, sync or store) and were finished with the failure.
+    pub failed: u64,
+    /// Claims whose finish was refused: the lease had been taken over.
+    pub lost: u64,
+    /// Finishes the store could not record (their leases expire, and the calendars are
+    /// synced again).
+    pub unrecorded: u64,
+    /// Event rows written.
+    pub rows_written: u64,
+}
+
+/// Claims due calendars from a store that is also a [`Schedule`], builds each one's source
+/// with the host's factory, syncs it through the [`Engine`] (at most
+/// [`WorkerOptions::concurrency`] at once) and finishes the claim with its outcome.
+///
+/// Runtime-agnostic: the host gives its timer ([`Sleep`]). [`run`](Self::run) ends when its
+/// `stop` future completes (a signal): it claims nothing more, lets the syncs in flight finish
+/// and records them, so no lease outlives the process.
+///
+/// # Example
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use calscope::schedule::{Schedule, Worker, WorkerOptions};
+/// use calscope::{CalendarId, CalendarSource, Engine, IcsSource, MemoryStore};
+/// # futures::executor::block_on(async {
+/// let store = MemoryStore::new();
+/// let now = chrono::Utc::now();
+/// store.register(&CalendarId::new("team")?, "BEGIN:VCALENDAR\nEND:VCALENDAR\n", Duration::from_secs(600), now).await?;
+/// let factory = |id: &CalendarId, spec: &str| -> calscope::Result<Arc<dyn CalendarSource>> {
+///     Ok(Arc::new(IcsSource::from_bytes(id.clone(), spec.as_bytes().to_vec())))
+/// };
+/// let sleep = |_| Box::pin(async {}) as futures::future::BoxFuture<'static, ()>;
+/// let worker = Worker::new("worker-1", Engine::new(store), factory, sleep)
+///     .options(WorkerOptions::default().until_idle(true));
+/// let report = worker.run(futures::future::pending()).await?;
+/// assert_eq!(report.synced, 1);
+/// assert_eq!(worker.engine().store().entries().await?[0].syncs, 1);
+/// # Ok::<(), calscope::Error>(()) }).unwrap();
+/// ```
+pub struct Worker<S> {
+    name: String,
+    engine: Engine<S>,
+    factory: Box<SourceFactory>,
+    sleep: Box<Sleep>,
+    clock: Box<Clock>,
+    options: WorkerOptions,
+}
+
+impl<S> fmt::Debug for Worker<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Worker").field("name", &self.name).field("options", &self.options).finish_non_exhaustive()
+    }
+}
+
+/// What one claim came to.
+struct Done {
+    outcome: Outcome,
+    rows: u64,
+    finished: Result<()>,
+}
+
+impl<S: Store + Schedule> Worker<S> {
+    /// A worker named `name` (the lease owner the schedule shows) over `engine`'s store.
+    pub fn new<F, T>(name: impl Into<String>, engine: Engine<S>, factory: F, sleep: T) -> Self
+    where
+        F: Fn(&CalendarId, &str) -> Result<Arc<dyn CalendarSource>> + Send + Sync + 'static,
+        T: Fn(Duration) -> BoxFuture<'static, ()> + Send + Sync + 'static,
+    {
+        Self {
+            name: name.into(),
+            engine,
+            factory: Box::new(factory),
+            sleep: Box::new(sleep),
+            clock: Box::new(Utc::now),
+            options: WorkerOptions::default(),
+        }
+    }
+
+    /// The same worker with `options`.
+    #[must_use]
+    pub fn options(mut self, options: WorkerOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// The same worker reading time from `clock` (tests).
+    #[must_use]
+    pub fn clock(mut self, clock: impl Fn() -> DateTime<Utc> + Send + Sync + 'static) -> Self {
+        self.clock = Box::new(clock);
+        self
+    }
+
+    /// The engine (and through it the store).
+    pub fn engine(&self) -> &Engine<S> {
+        &self.engine
+    }
+
+    /// The worker's name.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Claims, syncs and finishes until `stop` completes (or, with
+    /// [`WorkerOptions::until_idle`], until nothing is due or leased), then lets the syncs in
+    /// flight finish.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Storage`] when the schedule fails ten times in a row (claims and idle
+    /// checks; a failed finish only counts as [`WorkerReport::unrecorded`]). The syncs in
+    /// flight finish first.
+    pub async fn run(&self, stop: impl Future<Output = ()>) -> Result<WorkerReport> {
+        let mut report = WorkerReport::default();
+        let stop = stop.fuse();
+        futures::pin_mut!(stop);
+        let mut stopping = false;
+        let mut failing: Option<(u32, crate::error::Error)> = None;
+        let mut in_flight = FuturesUnordered::new();
+        let store = self.engine.store();
+        loop {
+            if let Some((n, _)) = &failing {
+                if *n >= 10 {
+                    stopping = true;
+                }
+            }
+            let free = self.options.concurrency.saturating_sub(in_flight.len());
+            let mut claimed_any = false;
+            if !stopping && free > 0 {
+                match store.claim(&self.name, free, self.options.lease, (self.clock)()).await {
+                    Ok(claims) => {
+                        failing = None;
+                        if !claims.is_empty() {
+                            crate::observe::claimed(&self.name, claims.len());
+                            claimed_any = true;
+                        }
+                        report.claimed += claims.len() as u64;
+                        in_flight.extend(claims.into_iter().map(|c| self.one(c)));
+                    }
+                    Err(e) => {
+                        tracing::warn!(target: "calscope::schedule", worker = self.name.as_str(), error = %e, "claim failed");
+                        failing = Some((failing.map_or(1, |(n, _)| n + 1), e));
+                    }
+                }
+            }
+            if in_flight.is_empty() {
+                if stopping {
+                    break;
+                }
+                let wait = match store.pending((self.clock)()).await {
+                    Ok(pending) if self.options.until_idle && pending.is_idle() => break,
+                    Ok(pending) if pending.due > 0 && (claimed_any || failing.is_none()) => {
+                        // Due but taken by a sibling in between: look again soon.
+                        Duration::from_millis(10)
+                    }
+                    Ok(pending) => {
+                        let now = (self.clock)();
+                        let until = pending.next_at.and_then(|at| (at - now).to_std().ok());
+                        until.map_or(self.options.poll, |d| d.min(self.options.poll)).max(Duration::from_millis(1))
+                    }
+                    Err(e) => {
+                        failing = Some((failing.map_or(1, |(n, _)| n + 1), e));
+                        self.options.poll
+                    }
+                };
+                futures::select! {
+                    () = (self.sleep)(wait).fuse() => {}
+                    () = stop => stopping = true,
+                }
+                continue;
+            }
+            let done = if stopping {
+                in_flight.next().await
+            } else if in_flight.len() < self.options.concurrency {
+                // A slot is free: look for newly due calendars now and then.
+                futures::select! {
+                    done = in_flight.next() => done,
+                    () = stop => { stopping = true; None }
+                    () = (self.sleep)(self.options.poll).fuse() => None,
+                }
+            } else {
+                futures::select! {
+                    done = in_flight.next() => done,
+                    () = stop => { stopping = true; None }
+                }
+            };
+            if let Some(done) = done {
+                report.rows_written += done.rows;
+                match (&done.finished, done.outcome.is_ok()) {
+                    (Err(e), _) if e.kind() == ErrorKind::LeaseLost => report.lost += 1,
+                    (Err(_), _) => report.unrecorded += 1,
+                    (Ok(()), true) => report.synced += 1,
+                    (Ok(()), false) => report.failed += 1,
+                }
+            }
+        }
+        match failing {
+            Some((n, e)) if n >= 10 => Err(e),
+            _ => Ok(report),
+        }
+    }
+
+    /// Syncs one claimed calendar and finishes its claim.
+    async fn one(&self, claim: Claim) -> Done {
+        let (outcome, rows) = match (self.factory)(&claim.calendar, &claim.spec) {
+            Ok(source) => {
+                let report = self.engine.sync(source.as_ref(), &claim.calendar).await;
+                (Outcome::of(&report), report.writes())
+            }
+            Err(e) => {
+                tracing::warn!(target: "calscope::schedule", calendar = claim.calendar.as_str(), error = %e, "cannot build the source");
+                (Outcome::failed(&e), 0)
+            }
+        };
+        let now = (self.clock)();
+        let finished = match self.engine.store().finish(&claim, &outcome, now).await {
+            Ok(finished) => {
+                if !outcome.is_ok() {
+                    let wait = (finished.next_due_at - now).to_std().unwrap_or_default();
+                    crate::observe::backoff(&claim.calendar, finished.failures, wait);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                if e.kind() == ErrorKind::LeaseLost {
+                    crate::observe::lease_lost(&claim.calendar, &self.name);
+                } else {
+                    tracing::warn!(target: "calscope::schedule", calendar = claim.calendar.as_str(), error = %e, "finish failed");
+                }
+                Err(e)
+            }
+        };
+        Done { outcome, rows, finished }
+    }
+}
