@@ -21,6 +21,7 @@ mod layers;
 mod planner;
 mod postgres;
 mod props;
+mod schedule;
 mod secrets;
 mod sources;
 mod stores;

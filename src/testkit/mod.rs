@@ -12,7 +12,9 @@
 //! - **Source checks** take a [`SourceFixture`]: the host's way to create a calendar, set what
 //!   it serves and expire its cursors, since a source is read-only through its trait.
 //!   [`run_source_checks`] runs them all.
-//! - [`run_all`] runs both.
+//! - **Schedule checks** take a [`Schedule`](crate::schedule::Schedule) holding no calendars;
+//!   they drive time themselves and clean up. [`run_schedule_checks`] runs them all.
+//! - [`run_all`] runs the store and source checks.
 //!
 //! # Example: a host holding its own store to the contract
 //! ```
@@ -56,9 +58,13 @@
 //! # Ok::<(), calscope::Error>(()) }).unwrap();
 //! ```
 
+mod schedule;
 mod source;
 mod store;
 
+pub use schedule::{
+    check_claim, check_finish_and_backoff, check_lease_fencing, check_poke, check_register, run_schedule_checks,
+};
 pub use source::{
     FixtureCalendar, SourceFixture, check_cursor_expiry, check_cursor_monotonic, check_deltas_match_snapshots,
     check_snapshot_complete, run_source_checks,

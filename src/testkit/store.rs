@@ -11,15 +11,15 @@ use crate::source::{Changes, Snapshot};
 use crate::state::{Revision, StoredState};
 use crate::store::{ApplyRequest, LoadScope, Store};
 
-fn fail(check: &str, what: impl std::fmt::Display) -> Error {
+pub(super) fn fail(check: &str, what: impl std::fmt::Display) -> Error {
     Error::new(ErrorKind::Other, format!("store check {check}: {what}"))
 }
 
-fn ensure(check: &str, ok: bool, what: impl FnOnce() -> String) -> Result<()> {
+pub(super) fn ensure(check: &str, ok: bool, what: impl FnOnce() -> String) -> Result<()> {
     if ok { Ok(()) } else { Err(fail(check, what())) }
 }
 
-fn calendar(check: &str, n: usize) -> Result<CalendarId> {
+pub(super) fn calendar(check: &str, n: usize) -> Result<CalendarId> {
     CalendarId::new(format!("testkit-{check}-{n}"))
 }
 
