@@ -11,9 +11,9 @@ use futures::stream::FuturesUnordered;
 use futures::{FutureExt as _, StreamExt as _};
 use serde::{Deserialize, Serialize};
 
-use super::due::{Claim, Outcome, Schedule};
+use super::due::{Claim, Outcome, Pending, Schedule};
 use crate::engine::Engine;
-use crate::error::{ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::id::CalendarId;
 use crate::source::CalendarSource;
 use crate::store::Store;
@@ -143,6 +143,17 @@ impl<S> fmt::Debug for Worker<S> {
     }
 }
 
+/// Schedule failures in a row after which [`Worker::run`] gives up.
+const MAX_STORE_FAILURES: u32 = 10;
+
+/// What one of the worker's futures came to.
+enum Event {
+    Claimed(Result<Vec<Claim>>),
+    Checked(Result<Pending>),
+    Rested,
+    Done(Done),
+}
+
 /// What one claim came to.
 struct Done {
     outcome: Outcome,
@@ -201,93 +212,124 @@ impl<S: Store + Schedule> Worker<S> {
     /// checks; a failed finish only counts as [`WorkerReport::unrecorded`]). The syncs in
     /// flight finish first.
     pub async fn run(&self, stop: impl Future<Output = ()>) -> Result<WorkerReport> {
+        // Claims, idle checks, waits and syncs all run in one set of futures, polled together:
+        // a store that serves calls one at a time (SQLite's thread) may be in the middle of a
+        // sync's apply, which needs that sync's future polled to go on.
         let mut report = WorkerReport::default();
         let stop = stop.fuse();
         futures::pin_mut!(stop);
-        let mut stopping = false;
-        let mut failing: Option<(u32, crate::error::Error)> = None;
-        let mut in_flight = FuturesUnordered::new();
-        let store = self.engine.store();
+        let mut tasks: FuturesUnordered<BoxFuture<'_, Event>> = FuturesUnordered::new();
+        let (mut stopping, mut claiming, mut checking, mut resting) = (false, false, false, false);
+        let mut syncing = 0usize;
+        let mut failing: Option<(u32, Error)> = None;
         loop {
-            if let Some((n, _)) = &failing {
-                if *n >= 10 {
-                    stopping = true;
-                }
+            if !stopping && !claiming && !checking && !resting && syncing < self.options.concurrency {
+                let n = self.options.concurrency - syncing;
+                claiming = true;
+                tasks.push(Box::pin(async move {
+                    Event::Claimed(self.engine.store().claim(&self.name, n, self.options.lease, (self.clock)()).await)
+                }));
             }
-            let free = self.options.concurrency.saturating_sub(in_flight.len());
-            let mut claimed_any = false;
-            if !stopping && free > 0 {
-                match store.claim(&self.name, free, self.options.lease, (self.clock)()).await {
-                    Ok(claims) => {
-                        failing = None;
-                        if !claims.is_empty() {
-                            crate::observe::claimed(&self.name, claims.len());
-                            claimed_any = true;
-                        }
-                        report.claimed += claims.len() as u64;
-                        in_flight.extend(claims.into_iter().map(|c| self.one(c)));
-                    }
-                    Err(e) => {
-                        tracing::warn!(target: "calscope::schedule", worker = self.name.as_str(), error = %e, "claim failed");
-                        failing = Some((failing.map_or(1, |(n, _)| n + 1), e));
-                    }
-                }
+            if syncing == 0 && !claiming && (stopping || (!checking && !resting)) {
+                break;
             }
-            if in_flight.is_empty() {
-                if stopping {
-                    break;
-                }
-                let wait = match store.pending((self.clock)()).await {
-                    Ok(pending) if self.options.until_idle && pending.is_idle() => break,
-                    Ok(pending) if pending.due > 0 && (claimed_any || failing.is_none()) => {
-                        // Due but taken by a sibling in between: look again soon.
-                        Duration::from_millis(10)
-                    }
-                    Ok(pending) => {
-                        let now = (self.clock)();
-                        let until = pending.next_at.and_then(|at| (at - now).to_std().ok());
-                        until.map_or(self.options.poll, |d| d.min(self.options.poll)).max(Duration::from_millis(1))
-                    }
-                    Err(e) => {
-                        failing = Some((failing.map_or(1, |(n, _)| n + 1), e));
-                        self.options.poll
-                    }
-                };
-                futures::select! {
-                    () = (self.sleep)(wait).fuse() => {}
-                    () = stop => stopping = true,
-                }
-                continue;
-            }
-            let done = if stopping {
-                in_flight.next().await
-            } else if in_flight.len() < self.options.concurrency {
-                // A slot is free: look for newly due calendars now and then.
-                futures::select! {
-                    done = in_flight.next() => done,
-                    () = stop => { stopping = true; None }
-                    () = (self.sleep)(self.options.poll).fuse() => None,
-                }
-            } else {
-                futures::select! {
-                    done = in_flight.next() => done,
-                    () = stop => { stopping = true; None }
-                }
+            let event = futures::select! {
+                event = tasks.select_next_some() => event,
+                () = stop => { stopping = true; continue; }
+                complete => break,
             };
-            if let Some(done) = done {
-                report.rows_written += done.rows;
-                match (&done.finished, done.outcome.is_ok()) {
-                    (Err(e), _) if e.kind() == ErrorKind::LeaseLost => report.lost += 1,
-                    (Err(_), _) => report.unrecorded += 1,
-                    (Ok(()), true) => report.synced += 1,
-                    (Ok(()), false) => report.failed += 1,
+            match event {
+                Event::Claimed(Ok(claims)) => {
+                    claiming = false;
+                    failing = None;
+                    report.claimed += claims.len() as u64;
+                    if claims.is_empty() {
+                        if syncing == 0 {
+                            checking = true;
+                            tasks.push(Box::pin(async move {
+                                Event::Checked(self.engine.store().pending((self.clock)()).await)
+                            }));
+                        } else {
+                            self.rest(&mut tasks, &mut resting, self.options.poll);
+                        }
+                        continue;
+                    }
+                    crate::observe::claimed(&self.name, claims.len());
+                    syncing += claims.len();
+                    for claim in claims {
+                        tasks.push(Box::pin(async move { Event::Done(self.one(claim).await) }));
+                    }
+                }
+                Event::Claimed(Err(e)) => {
+                    claiming = false;
+                    tracing::warn!(target: "calscope::schedule", worker = self.name.as_str(), error = %e, "claim failed");
+                    if Self::fail(&mut failing, e) {
+                        stopping = true;
+                    }
+                    self.rest(&mut tasks, &mut resting, self.options.poll);
+                }
+                Event::Checked(result) => {
+                    checking = false;
+                    let wait = match result {
+                        Ok(pending) if self.options.until_idle && pending.is_idle() => {
+                            stopping = true;
+                            continue;
+                        }
+                        // Due, but a sibling took it in between: look again soon.
+                        Ok(pending) if pending.due > 0 => Duration::from_millis(10),
+                        Ok(pending) => {
+                            let now = (self.clock)();
+                            let until = pending.next_at.and_then(|at| (at - now).to_std().ok());
+                            until.map_or(self.options.poll, |d| d.min(self.options.poll))
+                        }
+                        Err(e) => {
+                            if Self::fail(&mut failing, e) {
+                                stopping = true;
+                            }
+                            self.options.poll
+                        }
+                    };
+                    self.rest(&mut tasks, &mut resting, wait.max(Duration::from_millis(1)));
+                }
+                Event::Rested => resting = false,
+                Event::Done(done) => {
+                    syncing -= 1;
+                    // A slot is free: claim again at once, whatever rest was planned.
+                    resting = false;
+                    report.rows_written += done.rows;
+                    match (&done.finished, done.outcome.is_ok()) {
+                        (Err(e), _) if e.kind() == ErrorKind::LeaseLost => report.lost += 1,
+                        (Err(_), _) => report.unrecorded += 1,
+                        (Ok(()), true) => report.synced += 1,
+                        (Ok(()), false) => report.failed += 1,
+                    }
                 }
             }
         }
         match failing {
-            Some((n, e)) if n >= 10 => Err(e),
+            Some((n, e)) if n >= MAX_STORE_FAILURES => Err(e),
             _ => Ok(report),
         }
+    }
+
+    /// Counts a schedule failure; answers whether the worker should stop.
+    fn fail(failing: &mut Option<(u32, Error)>, e: Error) -> bool {
+        let n = failing.take().map_or(1, |(n, _)| n + 1);
+        *failing = Some((n, e));
+        n >= MAX_STORE_FAILURES
+    }
+
+    /// Waits `wait` before the next claim (a rest already planned stands).
+    fn rest<'a>(&'a self, tasks: &mut FuturesUnordered<BoxFuture<'a, Event>>, resting: &mut bool, wait: Duration) {
+        if *resting {
+            return;
+        }
+        *resting = true;
+        let sleep = (self.sleep)(wait);
+        tasks.push(Box::pin(async move {
+            sleep.await;
+            Event::Rested
+        }));
     }
 
     /// Syncs one claimed calendar and finishes its claim.
