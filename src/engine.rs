@@ -6,8 +6,8 @@
 use std::time::Instant;
 
 use futures::StreamExt as _;
-use tracing::Instrument as _;
 use serde::{Deserialize, Serialize};
+use tracing::Instrument as _;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::id::{CalendarId, EventKey, Href};

@@ -71,9 +71,9 @@ pub(crate) fn sync_done(span: &tracing::Span, done: &SyncDone) {
     span.record("duration_ms", done.duration.as_secs_f64() * 1000.0);
     span.in_scope(|| {
         if done.error_kind.is_some() {
-            tracing::warn!(target: "calscope::sync", outcome, error_kind = kind, "sync failed");
+            tracing::warn!(target: "calscope::sync", outcome, error_kind = kind, source = done.source, "sync failed");
         } else {
-            tracing::debug!(target: "calscope::sync", outcome, "sync done");
+            tracing::debug!(target: "calscope::sync", outcome, source = done.source, "sync done");
         }
     });
     #[cfg(feature = "metrics")]

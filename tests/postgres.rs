@@ -494,3 +494,236 @@ fn instances_write_only_real_changes_and_answer_busy_queries() {
         db.drop().await;
     });
 }
+
+// ---- The fleet on Postgres: the schedule checks, three workers, a killed worker process.
+
+mod fleet {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    use axum::extract::{Path, State};
+    use calscope::schedule::{Schedule, Worker, WorkerOptions};
+    use calscope::{CalendarId, CalendarSource, Engine, IcsSource, testkit};
+    use futures::future::BoxFuture;
+
+    use super::{Db, Tuples, client, runtime, tuples};
+
+    fn sleep(d: Duration) -> BoxFuture<'static, ()> {
+        Box::pin(tokio::time::sleep(d))
+    }
+
+    fn feed(uid: &str) -> String {
+        format!(
+            "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//t//EN\r\nBEGIN:VEVENT\r\nUID:{uid}\r\nDTSTAMP:20260101T000000Z\r\nDTSTART:20261201T090000Z\r\nDTEND:20261201T100000Z\r\nSUMMARY:x\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+        )
+    }
+
+    #[test]
+    fn postgres_schedule_passes_the_schedule_checks() {
+        runtime().block_on(async {
+            let db = Db::create("schedule").await;
+            let store = db.store(4).await;
+            testkit::run_schedule_checks(&store).await.unwrap();
+            drop(store);
+            db.drop().await;
+        });
+    }
+
+    /// Three workers, each with a pool of its own, over 300 calendars: every calendar synced
+    /// exactly once per round (the factory is called once per calendar per round, and the
+    /// schedule counts one sync each), the events table exact, the second round writing
+    /// nothing (the server's counters).
+    #[test]
+    fn three_workers_sync_each_of_300_calendars_once_per_round() {
+        runtime().block_on(async {
+            let db = Db::create("fleet3").await;
+            let setup = db.store(2).await.without_instances();
+            let now = chrono::Utc::now();
+            for i in 0..300 {
+                let id = CalendarId::new(format!("cal{i:03}")).unwrap();
+                setup.register(&id, &feed(&format!("e{i}")), Duration::from_secs(3600), now).await.unwrap();
+            }
+            let calls: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
+            let mut stores = Vec::new();
+            for _ in 0..3 {
+                stores.push(Arc::new(db.store(4).await.without_instances()));
+            }
+            let round = |stores: &[Arc<calscope::PostgresStore>]| {
+                let handles: Vec<_> = stores
+                    .iter()
+                    .enumerate()
+                    .map(|(w, store)| {
+                        let calls = Arc::clone(&calls);
+                        let factory = move |id: &CalendarId, spec: &str| -> calscope::Result<Arc<dyn CalendarSource>> {
+                            *calls.lock().unwrap().entry(id.as_str().to_owned()).or_default() += 1;
+                            Ok(Arc::new(IcsSource::from_bytes(id.clone(), spec.as_bytes().to_vec())))
+                        };
+                        let worker = Worker::new(format!("w{w}"), Engine::new(Arc::clone(store)), factory, sleep)
+                            .options(WorkerOptions::default().concurrency(4).until_idle(true));
+                        tokio::spawn(async move { worker.run(futures::future::pending()).await.unwrap() })
+                    })
+                    .collect();
+                async move {
+                    let mut reports = Vec::new();
+                    for h in handles {
+                        reports.push(h.await.unwrap());
+                    }
+                    reports
+                }
+            };
+            let first = round(&stores).await;
+            assert_eq!(first.iter().map(|r| r.synced).sum::<u64>(), 300, "{first:?}");
+            assert!(first.iter().all(|r| r.synced > 0), "a worker got no calendar: {first:?}");
+            assert_eq!(first.iter().map(|r| r.lost + r.failed).sum::<u64>(), 0);
+            assert!(calls.lock().unwrap().values().all(|&n| n == 1));
+            let mut refs: Vec<&calscope::PostgresStore> = stores.iter().map(AsRef::as_ref).collect();
+            refs.push(&setup);
+            let after_first = tuples(&db, &refs).await;
+            assert_eq!(after_first, Tuples { ins: 300, upd: 0, del: 0 });
+            for e in setup.entries().await.unwrap() {
+                setup.poke(&e.calendar, chrono::Utc::now()).await.unwrap();
+            }
+            let second = round(&stores).await;
+            assert_eq!(second.iter().map(|r| r.synced).sum::<u64>(), 300, "{second:?}");
+            assert!(calls.lock().unwrap().values().all(|&n| n == 2), "a calendar was synced twice in a round");
+            let entries = setup.entries().await.unwrap();
+            assert_eq!(entries.len(), 300);
+            assert!(entries.iter().all(|e| e.syncs == 2 && e.lease_owner.is_none() && e.failures == 0));
+            assert_eq!(tuples(&db, &refs).await - after_first, Tuples { ins: 0, upd: 0, del: 0 });
+            let reader = client(&db.url).await;
+            let rows = reader.query("SELECT calendar_id, uid FROM events ORDER BY calendar_id", &[]).await.unwrap();
+            assert_eq!(rows.len(), 300);
+            for (i, row) in rows.iter().enumerate() {
+                assert_eq!(row.get::<_, String>(0), format!("cal{i:03}"));
+                assert_eq!(row.get::<_, String>(1), format!("e{i}"));
+            }
+            drop(refs);
+            drop((stores, setup));
+            db.drop().await;
+        });
+    }
+
+    /// The `fleet` example binary `cargo test` builds (with every feature, Postgres included).
+    fn fleet_bin() -> std::path::PathBuf {
+        let exe = std::env::current_exe().unwrap();
+        let dir = exe.parent().and_then(std::path::Path::parent).unwrap();
+        let bin = dir.join("examples").join(format!("fleet{}", std::env::consts::EXE_SUFFIX));
+        assert!(bin.exists(), "{} is missing: `cargo test` builds the examples", bin.display());
+        bin
+    }
+
+    type Hits = Arc<Mutex<HashMap<String, u32>>>;
+
+    async fn slow_feed(State(hits): State<Hits>, Path(name): Path<String>) -> String {
+        *hits.lock().unwrap().entry(name.clone()).or_default() += 1;
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        feed(&name)
+    }
+
+    /// A worker process killed (SIGKILL) mid-round: a second one waits out its leases and
+    /// takes its calendars. Every calendar synced once, no duplicate rows, nothing lost; only
+    /// the killed worker's in-flight calendars were fetched twice, and those second syncs
+    /// wrote nothing (the server's counters).
+    #[test]
+    fn a_killed_worker_process_loses_nothing_and_duplicates_nothing() {
+        runtime().block_on(async {
+            let db = Db::create("killed").await;
+            let setup = db.store(2).await.without_instances();
+            let hits: Hits = Arc::default();
+            let app = axum::Router::new().route("/{name}", axum::routing::get(slow_feed)).with_state(Arc::clone(&hits));
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let base = format!("http://{}", listener.local_addr().unwrap());
+            tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+            let n: usize = 300;
+            let n64: i64 = 300;
+            let mut add = std::process::Command::new(fleet_bin());
+            add.args(["--db", &db.url, "add", "--every", "3600"]);
+            for i in 0..n {
+                add.arg(format!("k{i:03}={base}/k{i:03}"));
+            }
+            let out = tokio::task::spawn_blocking(move || add.output().unwrap()).await.unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            // Committed writes to `events`, logged by a trigger: a write rolled back (the kill
+            // may land inside an apply) leaves no log row.
+            let admin = client(&db.url).await;
+            admin
+                .batch_execute(
+                    "CREATE TABLE writes (op text NOT NULL, calendar_id text NOT NULL);
+                     CREATE FUNCTION log_write() RETURNS trigger LANGUAGE plpgsql AS $$
+                     BEGIN
+                       INSERT INTO writes VALUES (TG_OP, COALESCE(NEW.calendar_id, OLD.calendar_id));
+                       RETURN NULL;
+                     END $$;
+                     CREATE TRIGGER log_write AFTER INSERT OR UPDATE OR DELETE ON events
+                       FOR EACH ROW EXECUTE FUNCTION log_write();",
+                )
+                .await
+                .unwrap();
+
+            let mut doomed = std::process::Command::new(fleet_bin())
+                .args(["--db", &db.url, "run", "--worker", "doomed", "--concurrency", "4", "--lease", "3"])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            // Kill it once a fair share is done, mid-round.
+            let started = Instant::now();
+            loop {
+                let synced = setup.entries().await.unwrap().iter().filter(|e| e.syncs > 0).count();
+                if synced >= 60 {
+                    break;
+                }
+                assert!(started.elapsed() < Duration::from_secs(60), "the first worker synced only {synced}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            doomed.kill().unwrap();
+            doomed.wait().unwrap();
+            let entries = setup.entries().await.unwrap();
+            let done_by_doomed = entries.iter().filter(|e| e.syncs > 0).count();
+            let leased = entries.iter().filter(|e| e.lease_owner.as_deref() == Some("doomed")).count();
+            assert!(done_by_doomed < n, "the round was over before the kill");
+            assert!(leased <= 4, "{leased} calendars leased by a worker with 4 syncs at once");
+
+            let out = tokio::task::spawn_blocking({
+                let url = db.url.clone();
+                move || {
+                    std::process::Command::new(fleet_bin())
+                        .args(["--db", &url, "run", "--worker", "heir", "--concurrency", "8", "--until-idle"])
+                        .output()
+                        .unwrap()
+                }
+            })
+            .await
+            .unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+            let entries = setup.entries().await.unwrap();
+            assert_eq!(entries.len(), n);
+            assert!(entries.iter().all(|e| e.syncs == 1 && e.failures == 0 && e.lease_owner.is_none()), "{entries:?}");
+            let hits = hits.lock().unwrap().clone();
+            assert_eq!(hits.len(), n, "every feed was fetched");
+            let twice: Vec<_> = hits.iter().filter(|(_, c)| **c > 1).collect();
+            assert!(twice.len() <= 4 && hits.values().all(|&c| c <= 2), "fetched again: {twice:?}");
+            // One row per calendar, written once: the re-synced calendars wrote nothing.
+            let reader = client(&db.url).await;
+            let logged = reader
+                .query("SELECT op, count(*), count(DISTINCT calendar_id) FROM writes GROUP BY op", &[])
+                .await
+                .unwrap();
+            let logged: Vec<(String, i64, i64)> = logged.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect();
+            assert_eq!(logged, [("INSERT".to_owned(), n64, n64)]);
+            // The server's counters agree (an insert rolled back by the kill counts there too).
+            let counted = tuples(&db, &[&setup]).await;
+            assert!(
+                counted.ins >= n64 && counted.ins <= n64 + 4 && counted.upd == 0 && counted.del == 0,
+                "{counted:?}"
+            );
+            let rows: i64 = reader.query_one("SELECT count(*) FROM events", &[]).await.unwrap().get(0);
+            let distinct: i64 =
+                reader.query_one("SELECT count(DISTINCT calendar_id) FROM events", &[]).await.unwrap().get(0);
+            assert_eq!((rows, distinct), (n64, n64));
+            drop(setup);
+            db.drop().await;
+        });
+    }
+}

@@ -24,7 +24,9 @@ fn feed(uid: &str) -> String {
 }
 
 /// Sources from the spec: the spec is the feed's text (`fail` fails).
-fn factory(calls: Arc<Mutex<HashMap<String, u32>>>) -> impl Fn(&CalendarId, &str) -> calscope::Result<Arc<dyn CalendarSource>> {
+fn factory(
+    calls: Arc<Mutex<HashMap<String, u32>>>,
+) -> impl Fn(&CalendarId, &str) -> calscope::Result<Arc<dyn CalendarSource>> {
     move |id, spec| {
         *calls.lock().unwrap().entry(id.as_str().to_owned()).or_default() += 1;
         if spec == "fail" {
@@ -93,8 +95,9 @@ async fn three_workers_sync_each_calendar_once_per_round() {
     let round = || async {
         let workers: Vec<_> = (0..3)
             .map(|w| {
-                let worker = Worker::new(format!("w{w}"), Engine::new(Arc::clone(&store)), factory(Arc::clone(&calls)), sleep)
-                    .options(WorkerOptions::default().concurrency(4).until_idle(true));
+                let worker =
+                    Worker::new(format!("w{w}"), Engine::new(Arc::clone(&store)), factory(Arc::clone(&calls)), sleep)
+                        .options(WorkerOptions::default().concurrency(4).until_idle(true));
                 tokio::spawn(async move { worker.run(futures::future::pending()).await.unwrap() })
             })
             .collect();
@@ -166,7 +169,10 @@ async fn stopping_finishes_in_flight_syncs_and_leaves_no_lease() {
     }
     let store = Arc::new(MemoryStore::new());
     for i in 0..10 {
-        store.register(&CalendarId::new(format!("s{i}")).unwrap(), "x", Duration::from_secs(3600), chrono::Utc::now()).await.unwrap();
+        store
+            .register(&CalendarId::new(format!("s{i}")).unwrap(), "x", Duration::from_secs(3600), chrono::Utc::now())
+            .await
+            .unwrap();
     }
     let worker = Worker::new(
         "w",
@@ -244,7 +250,10 @@ async fn the_shared_rate_limit_holds_across_calendars() {
     let store = Arc::new(MemoryStore::new());
     let names: Vec<String> = (0..30).map(|i| format!("r{i}")).collect();
     for name in &names {
-        store.register(&CalendarId::new(name).unwrap(), name, Duration::from_secs(3600), chrono::Utc::now()).await.unwrap();
+        store
+            .register(&CalendarId::new(name).unwrap(), name, Duration::from_secs(3600), chrono::Utc::now())
+            .await
+            .unwrap();
     }
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     let worker = Worker::new("w", Engine::new(Arc::clone(&store)), http_factory(&base, &names, &limits), sleep)
@@ -255,7 +264,8 @@ async fn the_shared_rate_limit_holds_across_calendars() {
     assert_eq!(report.synced, 30, "{report:?}");
     let hits: Vec<Instant> = rec.hits.lock().unwrap().iter().map(|(t, _)| *t).collect();
     assert_eq!(hits.len(), 30);
-    let most = hits.iter().map(|a| hits.iter().filter(|b| **b >= *a && **b < *a + Duration::from_secs(1)).count()).max();
+    let most =
+        hits.iter().map(|a| hits.iter().filter(|b| **b >= *a && **b < *a + Duration::from_secs(1)).count()).max();
     assert!(most.unwrap() <= 11, "{most:?} requests in one second under a limit of 10/s");
     assert!(took >= Duration::from_millis(2800), "30 requests at 10/s took {took:?}");
     assert!(limits.waited() > Duration::from_secs(10), "waited {:?} in all", limits.waited());
@@ -315,4 +325,40 @@ fn error_kind_codes_are_serde_names() {
         assert_eq!(serde_json::to_string(&kind).unwrap(), format!("\"{}\"", kind.code()));
         assert_eq!(ErrorKind::from_code(kind.code()), Some(kind));
     }
+}
+
+/// Workers on one SQLite file, several syncs at once each: a claim never waits behind an apply
+/// that waits for the claiming task (the store's thread serves one call at a time).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_workers_sync_concurrently_without_deadlock() {
+    let dir = std::env::temp_dir().join(format!("calscope-workers-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("fleet.db");
+    let _ = std::fs::remove_file(&path);
+    let setup = SqliteStore::open(&path).unwrap();
+    for i in 0..60 {
+        let id = CalendarId::new(format!("c{i:02}")).unwrap();
+        setup.register(&id, &feed(&format!("e{i}")), Duration::from_secs(3600), chrono::Utc::now()).await.unwrap();
+    }
+    let calls = Arc::new(Mutex::new(HashMap::new()));
+    let workers: Vec<_> = (0..2)
+        .map(|w| {
+            let store = SqliteStore::open(&path).unwrap();
+            let worker = Worker::new(format!("w{w}"), Engine::new(store), factory(Arc::clone(&calls)), sleep)
+                .options(WorkerOptions::default().concurrency(4).poll(Duration::from_millis(5)).until_idle(true));
+            tokio::spawn(async move { worker.run(futures::future::pending()).await.unwrap() })
+        })
+        .collect();
+    let mut synced = 0;
+    for w in workers {
+        synced += tokio::time::timeout(Duration::from_secs(60), w).await.expect("the workers hung").unwrap().synced;
+    }
+    assert_eq!(synced, 60);
+    let entries = setup.entries().await.unwrap();
+    assert!(entries.iter().all(|e| e.syncs == 1 && e.lease_owner.is_none()));
+    let rows: i64 =
+        setup.with_connection(|c| c.query_row("SELECT count(*) FROM events", [], |r| r.get(0))).await.unwrap();
+    assert_eq!(rows, 60);
+    drop(setup);
+    std::fs::remove_dir_all(&dir).unwrap();
 }

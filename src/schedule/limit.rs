@@ -167,7 +167,12 @@ impl RateLimits {
     /// The limit a key gets.
     #[must_use]
     pub fn limit_of(&self, key: &str) -> Option<RateLimit> {
-        self.inner.rules.iter().filter(|(p, _)| key.starts_with(p.as_str())).max_by_key(|(p, _)| p.len()).map(|(_, l)| *l)
+        self.inner
+            .rules
+            .iter()
+            .filter(|(p, _)| key.starts_with(p.as_str()))
+            .max_by_key(|(p, _)| p.len())
+            .map(|(_, l)| *l)
     }
 
     /// Time spent waiting for the limits so far, over every key.
@@ -261,7 +266,7 @@ pub struct Permit {
 
 impl fmt::Debug for Permit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Permit").field("key", &self.key).finish()
+        f.debug_struct("Permit").field("key", &self.key).finish_non_exhaustive()
     }
 }
 
@@ -311,8 +316,7 @@ mod tests {
 
     #[test]
     fn the_longest_prefix_wins() {
-        let limits =
-            RateLimits::new().rule("", RateLimit::per_second(100)).rule("google:", RateLimit::google_user());
+        let limits = RateLimits::new().rule("", RateLimit::per_second(100)).rule("google:", RateLimit::google_user());
         assert_eq!(limits.limit_of("google:a"), Some(RateLimit::google_user()));
         assert_eq!(limits.limit_of("example.org"), Some(RateLimit::per_second(100)));
     }

@@ -76,7 +76,7 @@ impl Schedule for MemorySchedule {
             return Ok(Registered::Unchanged);
         }
         if row.entry.spec != spec {
-            row.entry.spec = spec.to_owned();
+            spec.clone_into(&mut row.entry.spec);
             row.entry.next_due_at = now;
             row.poked_at = Some(now);
         }

@@ -40,6 +40,7 @@ pub use due::{
     Claim, DEFAULT_INTERVAL, Finished, MAX_ERROR_LEN, MIN_BACKOFF, Outcome, Pending, Registered, Schedule,
     ScheduleEntry, next_due,
 };
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) use due::{after, check_interval, lease_lost, seed};
 pub use limit::{Permit, RateLimit, RateLimits};
 pub use memory::MemorySchedule;

@@ -11,8 +11,8 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::event::Event;
 use crate::id::{CalendarId, Cursor, EventKey};
 use crate::plan::Change;
-use crate::state::{CalendarHead, Revision, StoredEntry, StoredState};
 use crate::schedule::{Claim, Finished, MemorySchedule, Outcome, Pending, Registered, Schedule, ScheduleEntry};
+use crate::state::{CalendarHead, Revision, StoredEntry, StoredState};
 use crate::store::{Applied, ApplyRequest, LoadScope, Store};
 
 /// A [`Store`] that keeps everything in memory, behind one mutex.
@@ -198,7 +198,13 @@ impl Schedule for MemoryStore {
     async fn unregister(&self, calendar: &CalendarId) -> Result<bool> {
         self.schedule.unregister(calendar).await
     }
-    async fn claim(&self, worker: &str, n: usize, lease: std::time::Duration, now: DateTime<Utc>) -> Result<Vec<Claim>> {
+    async fn claim(
+        &self,
+        worker: &str,
+        n: usize,
+        lease: std::time::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Claim>> {
         self.schedule.claim(worker, n, lease, now).await
     }
     async fn finish(&self, claim: &Claim, outcome: &Outcome, now: DateTime<Utc>) -> Result<Finished> {

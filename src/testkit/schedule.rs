@@ -193,13 +193,17 @@ pub async fn check_lease_fencing(schedule: &dyn Schedule) -> Result<()> {
         .await?
         .pop()
         .ok_or_else(|| fail(check, "an expired lease did not make the calendar claimable".to_owned()))?;
-    ensure(check, fresh.token > stale.token, || format!("tokens did not move on: {} then {}", stale.token, fresh.token))?;
+    ensure(check, fresh.token > stale.token, || {
+        format!("tokens did not move on: {} then {}", stale.token, fresh.token)
+    })?;
     let refused = schedule.finish(&stale, &Outcome::Synced, at(62)).await;
     ensure(check, refused.as_ref().is_err_and(|e| e.kind() == ErrorKind::LeaseLost), || {
         format!("a finish under a lease taken over answered {refused:?}")
     })?;
     let e = entry(schedule, check, &cal).await?;
-    ensure(check, e.syncs == 0 && e.lease_owner.as_deref() == Some("new"), || format!("the refused finish wrote: {e:?}"))?;
+    ensure(check, e.syncs == 0 && e.lease_owner.as_deref() == Some("new"), || {
+        format!("the refused finish wrote: {e:?}")
+    })?;
     schedule.finish(&fresh, &failed(), at(63)).await?;
     let e = entry(schedule, check, &cal).await?;
     ensure(check, e.syncs == 0 && e.failures == 1, || format!("the newer claim's outcome: {e:?}"))?;

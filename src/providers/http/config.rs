@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::retry::RetryPolicy;
-use crate::schedule::RateLimits;
 use super::token::TokenProvider;
+use crate::schedule::RateLimits;
 
 /// How an HTTP provider (an ICS feed, a CalDAV server) talks to its server.
 #[derive(Clone)]

@@ -142,10 +142,10 @@ pub(super) async fn claim(
 
 const FINISH: &str = "
 UPDATE schedule SET
-    next_due_at = CASE WHEN poked_at IS NOT NULL AND poked_at >= $3 THEN $4 ELSE $5 END,
+    next_due_at = CASE WHEN poked_at IS NOT NULL AND poked_at >= $3::timestamptz THEN $4::timestamptz ELSE $5::timestamptz END,
     failures = $6,
     syncs = syncs + $7::bigint,
-    last_synced_at = CASE WHEN $7::bigint = 1 THEN $4 ELSE last_synced_at END,
+    last_synced_at = CASE WHEN $7::bigint = 1 THEN $4::timestamptz ELSE last_synced_at END,
     last_error_kind = $8, last_error = $9,
     lease_owner = NULL, lease_until = NULL
 WHERE calendar_id = $1 AND lease_token = $2

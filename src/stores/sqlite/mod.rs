@@ -885,7 +885,13 @@ impl Schedule for SqliteStore {
         self.call(move |conn| schedule::unregister(conn, &calendar)).await
     }
 
-    async fn claim(&self, worker: &str, n: usize, lease: std::time::Duration, now: DateTime<Utc>) -> Result<Vec<Claim>> {
+    async fn claim(
+        &self,
+        worker: &str,
+        n: usize,
+        lease: std::time::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Claim>> {
         let worker = worker.to_owned();
         self.call(move |conn| schedule::claim(conn, &worker, n, lease, now)).await
     }

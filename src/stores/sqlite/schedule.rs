@@ -56,8 +56,8 @@ fn parse_ts(text: &str) -> Result<DateTime<Utc>> {
         .map_err(|_| Error::new(ErrorKind::Storage, format!("sqlite schedule: unreadable time {text:?}")))
 }
 
-fn parse_opt(text: Option<String>) -> Result<Option<DateTime<Utc>>> {
-    text.as_deref().map(parse_ts).transpose()
+fn parse_opt(text: Option<&str>) -> Result<Option<DateTime<Utc>>> {
+    text.map(parse_ts).transpose()
 }
 
 fn millis(d: Duration) -> i64 {
@@ -73,7 +73,8 @@ fn count(n: i64) -> u64 {
 }
 
 fn calendar(id: &str) -> Result<CalendarId> {
-    CalendarId::new(id).map_err(|e| Error::new(ErrorKind::Storage, format!("sqlite schedule: bad calendar id {id:?}: {e}")))
+    CalendarId::new(id)
+        .map_err(|e| Error::new(ErrorKind::Storage, format!("sqlite schedule: bad calendar id {id:?}: {e}")))
 }
 
 pub(super) fn register(
@@ -103,8 +104,11 @@ pub(super) fn register(
         }
         Some((old, ms)) if old == spec && ms == millis(every) => Registered::Unchanged,
         Some((old, _)) if old == spec => {
-            tx.execute("UPDATE schedule SET interval_ms = ?2 WHERE calendar_id = ?1", params![id.as_str(), millis(every)])
-                .map_err(storage("register"))?;
+            tx.execute(
+                "UPDATE schedule SET interval_ms = ?2 WHERE calendar_id = ?1",
+                params![id.as_str(), millis(every)],
+            )
+            .map_err(storage("register"))?;
             Registered::Changed
         }
         Some(_) => {
@@ -121,7 +125,9 @@ pub(super) fn register(
 }
 
 pub(super) fn unregister(conn: &mut Connection, id: &CalendarId) -> Result<bool> {
-    let n = conn.execute("DELETE FROM schedule WHERE calendar_id = ?1", params![id.as_str()]).map_err(storage("unregister"))?;
+    let n = conn
+        .execute("DELETE FROM schedule WHERE calendar_id = ?1", params![id.as_str()])
+        .map_err(storage("unregister"))?;
     Ok(n > 0)
 }
 
@@ -277,9 +283,9 @@ pub(super) fn entries(conn: &mut Connection) -> Result<Vec<ScheduleEntry>> {
                 failures: u32::try_from(failures).unwrap_or(u32::MAX),
                 last_error_kind: kind.as_deref().map(|k| ErrorKind::from_code(k).unwrap_or(ErrorKind::Other)),
                 last_error: error,
-                last_synced_at: parse_opt(synced)?,
+                last_synced_at: parse_opt(synced.as_deref())?,
                 lease_owner: owner,
-                lease_until: parse_opt(until)?,
+                lease_until: parse_opt(until.as_deref())?,
                 claims: count(token),
             })
         })
@@ -298,7 +304,7 @@ pub(super) fn pending(conn: &mut Connection, now: DateTime<Utc>) -> Result<Pendi
         .prepare_cached(PENDING)
         .and_then(|mut s| s.query_row(params![ts(now)], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))))
         .map_err(storage("pending"))?;
-    Ok(Pending { due: count(due), leased: count(leased), next_at: parse_opt(next)? })
+    Ok(Pending { due: count(due), leased: count(leased), next_at: parse_opt(next.as_deref())? })
 }
 
 #[cfg(test)]
