@@ -1,6 +1,6 @@
 //! The fleet on Postgres: 10,000 calendars (5 events each) registered in the schedule, all
-//! due, synced by 1, 2 and 4 workers (each a [`Worker`] with a pool of its own and 8 syncs at
-//! once, in one process on this machine's cores), until idle:
+//! due, synced by 1, 2 and 4 workers (each a [`Worker`] with a pool of its own, 8 syncs at
+//! once and a 50 ms idle poll, in one process on this machine's cores), until idle:
 //!
 //! - `fleet/round/{1,2,4}_workers`: a round over unchanged calendars (claim, load, fetch,
 //!   plan, finish; nothing to write): the steady state of a fleet. Throughput is calendars/s.
@@ -56,7 +56,7 @@ async fn round(stores: &[Arc<PostgresStore>]) -> Vec<WorkerReport> {
         .enumerate()
         .map(|(i, store)| {
             let worker = Worker::new(format!("bench-{i}"), Engine::new(Arc::clone(store)), factory, sleep)
-                .options(WorkerOptions::default().concurrency(8).until_idle(true));
+                .options(WorkerOptions::default().concurrency(8).poll(Duration::from_millis(50)).until_idle(true));
             tokio::spawn(async move { worker.run(futures::future::pending()).await.expect("worker") })
         })
         .collect();

@@ -365,6 +365,9 @@ impl<S: Store> Engine<S> {
             (Changes::Snapshot(_), Some(loaded)) => loaded?,
             (Changes::Delta(_), Some(Ok(loaded))) => loaded,
             (Changes::Snapshot(_), None) => self.store.load(calendar, LoadScope::All).await?,
+            // Nothing changed (a feed's 304, an empty sync round): the head loaded first is all
+            // the planner needs, so an unchanged calendar costs one read.
+            (Changes::Delta(d), _) if d.is_empty() => head,
             (Changes::Delta(d), _) => {
                 let keys: Vec<EventKey> =
                     d.upserts.iter().map(|e| e.key().clone()).chain(d.removals.iter().cloned()).collect();

@@ -362,3 +362,74 @@ async fn sqlite_workers_sync_concurrently_without_deadlock() {
     drop(setup);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// With the `metrics` feature, syncs, rows written by kind, durations and claims reach the
+/// host's recorder.
+#[cfg(feature = "metrics")]
+#[test]
+fn metrics_count_syncs_rows_durations_and_claims() {
+    use metrics::{
+        Counter, CounterFn, Gauge, Histogram, HistogramFn, Key, KeyName, Metadata, Recorder, SharedString, Unit,
+    };
+
+    #[derive(Clone, Default)]
+    struct Tally(Arc<Mutex<HashMap<String, f64>>>);
+    struct Series(String, Arc<Mutex<HashMap<String, f64>>>);
+    impl CounterFn for Series {
+        fn increment(&self, n: u64) {
+            #[allow(clippy::cast_precision_loss)]
+            let n = n as f64;
+            *self.1.lock().unwrap().entry(self.0.clone()).or_default() += n;
+        }
+        fn absolute(&self, _: u64) {}
+    }
+    impl HistogramFn for Series {
+        fn record(&self, _: f64) {
+            *self.1.lock().unwrap().entry(self.0.clone()).or_default() += 1.0;
+        }
+    }
+    impl Tally {
+        fn series(&self, key: &Key) -> Arc<Series> {
+            let mut labels: Vec<String> = key.labels().map(|l| format!("{}={}", l.key(), l.value())).collect();
+            labels.sort();
+            Arc::new(Series(format!("{}{{{}}}", key.name(), labels.join(",")), Arc::clone(&self.0)))
+        }
+        fn get(&self, name: &str) -> f64 {
+            self.0.lock().unwrap().get(name).copied().unwrap_or_default()
+        }
+    }
+    impl Recorder for Tally {
+        fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
+            Counter::from_arc(self.series(key))
+        }
+        fn register_gauge(&self, _: &Key, _: &Metadata<'_>) -> Gauge {
+            Gauge::noop()
+        }
+        fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {
+            Histogram::from_arc(self.series(key))
+        }
+    }
+
+    let tally = Tally::default();
+    metrics::with_local_recorder(&tally, || {
+        tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+            let store = Arc::new(MemoryStore::new());
+            let now = chrono::Utc::now();
+            store.register(&CalendarId::new("ok").unwrap(), &feed("e1"), Duration::from_secs(3600), now).await.unwrap();
+            store.register(&CalendarId::new("bad").unwrap(), "fail", Duration::from_secs(3600), now).await.unwrap();
+            let calls = Arc::new(Mutex::new(HashMap::new()));
+            let worker = Worker::new("w", Engine::new(Arc::clone(&store)), factory(calls), sleep)
+                .options(WorkerOptions::default().until_idle(true));
+            let report = worker.run(futures::future::pending()).await.unwrap();
+            assert_eq!((report.synced, report.failed), (1, 1));
+        });
+    });
+    assert_eq!(tally.get("calscope_syncs_total{error_kind=none,outcome=ok,source=ics}"), 1.0);
+    assert_eq!(tally.get("calscope_rows_written_total{kind=inserted}"), 1.0);
+    assert_eq!(tally.get("calscope_rows_written_total{kind=updated}"), 0.0);
+    assert_eq!(tally.get("calscope_sync_duration_seconds{outcome=ok,source=ics}"), 1.0);
+    assert_eq!(tally.get("calscope_claims_total{}"), 2.0);
+}

@@ -1,6 +1,7 @@
 //! Secrets never show: passwords, bearer tokens, refresh tokens and client secrets are searched
-//! for in every `Debug` and `Display` of the sources, their settings, the failed syncs' reports
-//! and the whole chains of their errors.
+//! for in every `Debug` and `Display` of the sources, their settings, the failed syncs' reports,
+//! the whole chains of their errors, and everything calscope told `tracing` meanwhile (every
+//! span's and event's fields, captured by a subscriber of the test's own).
 
 #![cfg(all(feature = "google", feature = "graph", feature = "caldav"))]
 
@@ -39,6 +40,47 @@ fn shown(error: &(dyn std::error::Error + 'static)) -> String {
     out
 }
 
+/// A `tracing` subscriber writing every span's and event's name, target and fields into one
+/// text.
+#[derive(Clone, Default)]
+struct Capture {
+    text: Arc<std::sync::Mutex<String>>,
+    ids: Arc<std::sync::atomic::AtomicU64>,
+}
+
+struct Fields<'a>(&'a mut String);
+
+impl tracing::field::Visit for Fields<'_> {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        let _ = write!(self.0, " {}={value:?}", field.name());
+    }
+}
+
+impl tracing::Subscriber for Capture {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, span: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        let mut text = self.text.lock().unwrap();
+        let _ = write!(text, "\nspan {} {}", span.metadata().target(), span.metadata().name());
+        span.record(&mut Fields(&mut text));
+        tracing::span::Id::from_u64(self.ids.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1)
+    }
+    fn record(&self, _: &tracing::span::Id, values: &tracing::span::Record<'_>) {
+        let mut text = self.text.lock().unwrap();
+        text.push_str("\nrecord");
+        values.record(&mut Fields(&mut text));
+    }
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        let mut text = self.text.lock().unwrap();
+        let _ = write!(text, "\nevent {}", event.metadata().target());
+        event.record(&mut Fields(&mut text));
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
 fn assert_clean(what: &str, text: &str) {
     for secret in SECRETS {
         assert!(!text.contains(secret), "{what} shows {secret}: {text}");
@@ -46,8 +88,11 @@ fn assert_clean(what: &str, text: &str) {
 }
 
 #[test]
-fn no_secret_shows_in_debug_display_reports_or_error_chains() {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap().block_on(async {
+fn no_secret_shows_in_debug_display_reports_error_chains_or_traces() {
+    // One thread: the capture is this thread's default subscriber.
+    let capture = Capture::default();
+    let _traced = tracing::subscriber::set_default(capture.clone());
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
         let refused = answering(401).await;
         let broken = answering(500).await;
         let quick = || {
@@ -129,4 +174,9 @@ fn no_secret_shows_in_debug_display_reports_or_error_chains() {
         }
         assert!(seen.len() >= 12);
     });
+    let traced = capture.text.lock().unwrap().clone();
+    assert_clean("the tracing output", &traced);
+    // The capture saw the syncs, their failures and the retries (so it could have seen a secret).
+    assert!(traced.matches("span calscope::sync sync").count() >= 9, "{traced}");
+    assert!(traced.contains("outcome=\"error\"") && traced.contains("retrying a request"), "{traced}");
 }

@@ -208,8 +208,9 @@ impl<S: Store + Schedule> Worker<S> {
     /// flight finish.
     ///
     /// # Errors
-    /// [`ErrorKind::Storage`] when the schedule fails ten times in a row (claims and idle
-    /// checks; a failed finish only counts as [`WorkerReport::unrecorded`]). The syncs in
+    /// What the schedule failed with when it failed ten times in a row (claims and idle checks,
+    /// waiting the poll interval doubled after each, up to a minute: a store's restart is
+    /// ridden out; a failed finish only counts as [`WorkerReport::unrecorded`]). The syncs in
     /// flight finish first.
     pub async fn run(&self, stop: impl Future<Output = ()>) -> Result<WorkerReport> {
         // Claims, idle checks, waits and syncs all run in one set of futures, polled together:
@@ -266,7 +267,11 @@ impl<S: Store + Schedule> Worker<S> {
                     if Self::fail(&mut failing, e) {
                         stopping = true;
                     }
-                    self.rest(&mut tasks, &mut resting, self.options.poll);
+                    // A store that is down (a restart, a failover) is given time: the poll,
+                    // doubling with each failure in a row, up to a minute.
+                    let n = failing.as_ref().map_or(1, |(n, _)| *n);
+                    let wait = self.options.poll.saturating_mul(1 << (n - 1).min(6)).min(Duration::from_secs(60));
+                    self.rest(&mut tasks, &mut resting, wait.max(self.options.poll));
                 }
                 Event::Checked(result) => {
                     checking = false;

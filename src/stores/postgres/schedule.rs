@@ -34,7 +34,7 @@ CREATE TABLE schedule (
     poked_at        timestamptz,
     registered_at   timestamptz NOT NULL
 );
-CREATE INDEX schedule_due ON schedule (next_due_at);
+CREATE INDEX schedule_due ON schedule (next_due_at, calendar_id);
 ";
 
 fn millis(d: Duration) -> i64 {

@@ -123,7 +123,7 @@ const ENTRY_COLUMNS: &str = "uid, recurrence_id, fingerprint, source_hash, diges
 ///   `failures`, `last_error_kind` (an [`ErrorKind::code`](crate::ErrorKind::code)),
 ///   `last_error`, `last_synced_at`, `lease_owner`, `lease_until`, `lease_token` (claims so
 ///   far: the fencing token), `claimed_at`, `poked_at`, `registered_at`; times as UTC text with
-///   microseconds (`YYYY-MM-DDTHH:MM:SS.ffffffZ`). Index `schedule_due` (`next_due_at`). Every
+///   microseconds (`YYYY-MM-DDTHH:MM:SS.ffffffZ`). Index `schedule_due` (`next_due_at`, `calendar_id`): a claim reads the most overdue rows in order, never sorts. Every
 ///   schedule call is one `BEGIN IMMEDIATE` transaction or one statement, so several processes
 ///   on one file claim without overlap.
 ///

@@ -33,7 +33,7 @@ CREATE TABLE IF NOT EXISTS schedule (
     poked_at        TEXT,
     registered_at   TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS schedule_due ON schedule (next_due_at);
+CREATE INDEX IF NOT EXISTS schedule_due ON schedule (next_due_at, calendar_id);
 ";
 
 /// The latest time a column holds: text order must stay time order (four-digit years).
