@@ -298,6 +298,17 @@ impl Fetched {
     }
 }
 
+/// Runs `fetch` and records on its answer the requests `sent` counted meanwhile (for sources
+/// that count their client's requests).
+pub(crate) async fn counting(
+    sent: impl Fn() -> u64,
+    fetch: impl std::future::Future<Output = Result<Fetched>>,
+) -> Result<Fetched> {
+    let before = sent();
+    let fetched = fetch.await?;
+    Ok(fetched.with_requests(sent().saturating_sub(before)))
+}
+
 /// The two shapes of change a source can report.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Changes {

@@ -373,19 +373,18 @@ fn metrics_count_syncs_rows_durations_and_claims() {
     };
 
     #[derive(Clone, Default)]
-    struct Tally(Arc<Mutex<HashMap<String, f64>>>);
-    struct Series(String, Arc<Mutex<HashMap<String, f64>>>);
+    struct Tally(Arc<Mutex<HashMap<String, u64>>>);
+    struct Series(String, Arc<Mutex<HashMap<String, u64>>>);
     impl CounterFn for Series {
         fn increment(&self, n: u64) {
-            #[allow(clippy::cast_precision_loss)]
-            let n = n as f64;
             *self.1.lock().unwrap().entry(self.0.clone()).or_default() += n;
         }
         fn absolute(&self, _: u64) {}
     }
     impl HistogramFn for Series {
+        /// Counts the values recorded.
         fn record(&self, _: f64) {
-            *self.1.lock().unwrap().entry(self.0.clone()).or_default() += 1.0;
+            *self.1.lock().unwrap().entry(self.0.clone()).or_default() += 1;
         }
     }
     impl Tally {
@@ -394,7 +393,7 @@ fn metrics_count_syncs_rows_durations_and_claims() {
             labels.sort();
             Arc::new(Series(format!("{}{{{}}}", key.name(), labels.join(",")), Arc::clone(&self.0)))
         }
-        fn get(&self, name: &str) -> f64 {
+        fn get(&self, name: &str) -> u64 {
             self.0.lock().unwrap().get(name).copied().unwrap_or_default()
         }
     }
@@ -427,9 +426,9 @@ fn metrics_count_syncs_rows_durations_and_claims() {
             assert_eq!((report.synced, report.failed), (1, 1));
         });
     });
-    assert_eq!(tally.get("calscope_syncs_total{error_kind=none,outcome=ok,source=ics}"), 1.0);
-    assert_eq!(tally.get("calscope_rows_written_total{kind=inserted}"), 1.0);
-    assert_eq!(tally.get("calscope_rows_written_total{kind=updated}"), 0.0);
-    assert_eq!(tally.get("calscope_sync_duration_seconds{outcome=ok,source=ics}"), 1.0);
-    assert_eq!(tally.get("calscope_claims_total{}"), 2.0);
+    assert_eq!(tally.get("calscope_syncs_total{error_kind=none,outcome=ok,source=ics}"), 1);
+    assert_eq!(tally.get("calscope_rows_written_total{kind=inserted}"), 1);
+    assert_eq!(tally.get("calscope_rows_written_total{kind=updated}"), 0);
+    assert_eq!(tally.get("calscope_sync_duration_seconds{outcome=ok,source=ics}"), 1);
+    assert_eq!(tally.get("calscope_claims_total{}"), 2);
 }

@@ -13,6 +13,27 @@ use crate::id::{CalendarId, Etag, EventKey, Href, RecurrenceId, Uid};
 use crate::plan::Change;
 use crate::state::StoredEntry;
 
+/// A schedule duration column (`interval_ms`): milliseconds, saturating.
+pub(crate) fn millis(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// A duration read back from milliseconds (a negative one is zero).
+pub(crate) fn from_millis(ms: i64) -> std::time::Duration {
+    std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+}
+
+/// A count read back from a signed column (a negative one is zero).
+pub(crate) fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+/// A calendar id read back from a schedule row.
+pub(crate) fn stored_calendar(store: &str, id: &str) -> Result<CalendarId> {
+    CalendarId::new(id)
+        .map_err(|e| Error::new(ErrorKind::Storage, format!("{store} schedule: bad calendar id {id:?}: {e}")))
+}
+
 /// The `recurrence_id` column: the normalized RECURRENCE-ID, or `''` for a master or single
 /// event (so that a unique index holds for masters too; a NULL would not).
 pub(crate) fn rid_text(rid: Option<&RecurrenceId>) -> String {

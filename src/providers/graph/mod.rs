@@ -534,9 +534,7 @@ impl CalendarSource for GraphSource {
     }
 
     async fn fetch(&self, request: FetchRequest<'_>) -> Result<Fetched> {
-        let before = self.requests();
-        let fetched = self.fetch_uncounted(request).await?;
-        Ok(fetched.with_requests(self.requests().saturating_sub(before)))
+        crate::source::counting(|| self.requests(), self.fetch_uncounted(request)).await
     }
 
     fn kind(&self) -> &'static str {

@@ -9,13 +9,17 @@ use chrono::{DateTime, SubsecRound as _, Utc};
 use tokio_postgres::GenericClient;
 
 use super::sql::storage;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{ErrorKind, Result};
 use crate::id::CalendarId;
 use crate::schedule::{
     Claim, Finished, Outcome, Pending, Registered, ScheduleEntry, after, check_interval, lease_lost, next_due, seed,
 };
+use crate::stores::columns::{count, from_millis, millis, stored_calendar};
 
 /// Schema version 3: the schedule.
+/// How errors name this store.
+const STORE: &str = "postgres";
+
 pub(super) const MIGRATION: &str = r"
 CREATE TABLE schedule (
     calendar_id     text PRIMARY KEY,
@@ -36,23 +40,6 @@ CREATE TABLE schedule (
 );
 CREATE INDEX schedule_due ON schedule (next_due_at, calendar_id);
 ";
-
-fn millis(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-}
-
-fn duration(ms: i64) -> Duration {
-    Duration::from_millis(u64::try_from(ms).unwrap_or(0))
-}
-
-fn count(n: i64) -> u64 {
-    u64::try_from(n).unwrap_or(0)
-}
-
-fn calendar(id: &str) -> Result<CalendarId> {
-    CalendarId::new(id)
-        .map_err(|e| Error::new(ErrorKind::Storage, format!("postgres schedule: bad calendar id {id:?}: {e}")))
-}
 
 /// A time as Postgres keeps it (microseconds), within its range.
 fn pg_time(t: DateTime<Utc>) -> DateTime<Utc> {
@@ -126,13 +113,13 @@ pub(super) async fn claim(
         let id: String = r.try_get(0).map_err(storage("claim"))?;
         let failures: i32 = r.try_get(4).map_err(storage("claim"))?;
         claims.push(Claim {
-            calendar: calendar(&id)?,
+            calendar: stored_calendar(STORE, &id)?,
             spec: r.try_get(1).map_err(storage("claim"))?,
             worker: worker.to_owned(),
             token: count(r.try_get(2).map_err(storage("claim"))?),
             claimed_at: now,
             lease_until,
-            every: duration(r.try_get(3).map_err(storage("claim"))?),
+            every: from_millis(r.try_get(3).map_err(storage("claim"))?),
             failures: u32::try_from(failures).unwrap_or(0),
         });
     }
@@ -211,9 +198,9 @@ pub(super) async fn entries(client: &impl GenericClient) -> Result<Vec<ScheduleE
             let kind: Option<String> = r.try_get(6).map_err(&get)?;
             let failures: i32 = r.try_get(5).map_err(&get)?;
             Ok(ScheduleEntry {
-                calendar: calendar(&id)?,
+                calendar: stored_calendar(STORE, &id)?,
                 spec: r.try_get(1).map_err(&get)?,
-                every: duration(r.try_get(2).map_err(&get)?),
+                every: from_millis(r.try_get(2).map_err(&get)?),
                 next_due_at: r.try_get(3).map_err(&get)?,
                 syncs: count(r.try_get(4).map_err(&get)?),
                 failures: u32::try_from(failures).unwrap_or(0),

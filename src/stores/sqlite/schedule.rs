@@ -13,8 +13,12 @@ use crate::id::CalendarId;
 use crate::schedule::{
     Claim, Finished, Outcome, Pending, Registered, ScheduleEntry, after, check_interval, lease_lost, next_due, seed,
 };
+use crate::stores::columns::{count, from_millis, millis, stored_calendar};
 
 /// Schema version 3: the schedule.
+/// How errors name this store.
+const STORE: &str = "sqlite";
+
 pub(super) const MIGRATION: &str = r"
 CREATE TABLE IF NOT EXISTS schedule (
     calendar_id     TEXT PRIMARY KEY NOT NULL,
@@ -58,23 +62,6 @@ fn parse_ts(text: &str) -> Result<DateTime<Utc>> {
 
 fn parse_opt(text: Option<&str>) -> Result<Option<DateTime<Utc>>> {
     text.map(parse_ts).transpose()
-}
-
-fn millis(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-}
-
-fn duration(ms: i64) -> Duration {
-    Duration::from_millis(u64::try_from(ms).unwrap_or(0))
-}
-
-fn count(n: i64) -> u64 {
-    u64::try_from(n).unwrap_or(0)
-}
-
-fn calendar(id: &str) -> Result<CalendarId> {
-    CalendarId::new(id)
-        .map_err(|e| Error::new(ErrorKind::Storage, format!("sqlite schedule: bad calendar id {id:?}: {e}")))
 }
 
 pub(super) fn register(
@@ -163,13 +150,13 @@ pub(super) fn claim(
     let mut claims = Vec::with_capacity(rows.len());
     for (id, spec, token, interval, failures) in rows {
         claims.push(Claim {
-            calendar: calendar(&id)?,
+            calendar: stored_calendar(STORE, &id)?,
             spec,
             worker: worker.to_owned(),
             token: count(token),
             claimed_at: parse_ts(&ts(now))?,
             lease_until: parse_ts(&ts(lease_until))?,
-            every: duration(interval),
+            every: from_millis(interval),
             failures: u32::try_from(failures).unwrap_or(u32::MAX),
         });
     }
@@ -275,9 +262,9 @@ pub(super) fn entries(conn: &mut Connection) -> Result<Vec<ScheduleEntry>> {
     rows.into_iter()
         .map(|(id, spec, interval, due, syncs, failures, kind, error, synced, owner, until, token)| {
             Ok(ScheduleEntry {
-                calendar: calendar(&id)?,
+                calendar: stored_calendar(STORE, &id)?,
                 spec,
-                every: duration(interval),
+                every: from_millis(interval),
                 next_due_at: parse_ts(&due)?,
                 syncs: count(syncs),
                 failures: u32::try_from(failures).unwrap_or(u32::MAX),
