@@ -350,6 +350,29 @@ fn five_hundred_events_sync_in_few_requests_and_an_unchanged_calendar_costs_one(
     });
 }
 
+/// A fetch bringing more events than the per-calendar cap fails as `LimitExceeded`, and nothing
+/// is written (the store counts its own writes).
+#[test]
+fn more_events_than_the_cap_fail_the_fetch_and_write_nothing() {
+    runtime().block_on(async {
+        for server in Server::both() {
+            let col = server.mkcalendar("capped").await;
+            for i in 0..6 {
+                server.put(&col, &format!("c{i}"), &[vevent(&format!("c{i}@t"), None, "capped")]).await;
+            }
+            let source = CalDavSource::discover(col.as_str(), server.config().max_events(5)).await.unwrap();
+            let id = source.calendars().await.unwrap()[0].id.clone();
+            let engine = Engine::new(MemoryStore::new());
+            let report = engine.sync(&source, &id).await;
+            assert_eq!(report.error_kind, Some(ErrorKind::LimitExceeded), "{:?}: {report:?}", server.kind);
+            assert_eq!(engine.store().stats().rows(), 0);
+            // At the cap it syncs.
+            let roomy = CalDavSource::discover(col.as_str(), server.config().max_events(6)).await.unwrap();
+            assert_eq!(engine.sync(&roomy, &id).await.inserted, 6, "{:?}", server.kind);
+        }
+    });
+}
+
 #[test]
 fn two_calendars_sharing_uids_stay_apart() {
     runtime().block_on(async {

@@ -352,3 +352,25 @@ fn an_impossible_rule_with_count_stops_at_the_window() {
     // Without the window's bound the walk ends by its budget, which says so in a diagnostic.
     assert!(x.diagnostics.is_empty(), "stopped by the budget, not the window: {:?}", x.diagnostics);
 }
+
+/// A recurrence set is a set (RFC 5545 3.8.5.2): an RDATE on an occurrence the rule makes, or
+/// the same RDATE twice, is one instance.
+#[test]
+fn rdate_on_a_rule_occurrence_is_one_instance() {
+    let x = expand(
+        &[
+            "DTSTART:20260105T090000Z\nDURATION:PT1H\nRRULE:FREQ=DAILY;COUNT=3\nRDATE:20260106T090000Z,20260110T090000Z\nRDATE:20260110T090000Z",
+        ],
+        "2026-01-01T00:00:00Z",
+        "2026-02-01T00:00:00Z",
+    );
+    assert_eq!(
+        spans(&x),
+        [
+            "2026-01-05T09:00/2026-01-05T10:00",
+            "2026-01-06T09:00/2026-01-06T10:00",
+            "2026-01-07T09:00/2026-01-07T10:00",
+            "2026-01-10T09:00/2026-01-10T10:00"
+        ]
+    );
+}

@@ -13,11 +13,16 @@ pub struct CalDavConfig {
     pub multiget_batch: usize,
     /// How the calendars' ids are made. Default [`CalendarNaming::Url`].
     pub naming: CalendarNaming,
+    /// The most events one fetch of one calendar may bring (resources listed, or events read
+    /// from them). More fail the fetch with
+    /// [`ErrorKind::LimitExceeded`](crate::ErrorKind::LimitExceeded) before anything is
+    /// written. Default 500,000 (as Google's and Graph's).
+    pub max_events: usize,
 }
 
 impl Default for CalDavConfig {
     fn default() -> Self {
-        Self { http: HttpConfig::default(), multiget_batch: 100, naming: CalendarNaming::Url }
+        Self { http: HttpConfig::default(), multiget_batch: 100, naming: CalendarNaming::Url, max_events: 500_000 }
     }
 }
 
@@ -33,6 +38,13 @@ impl CalDavConfig {
     #[must_use]
     pub fn multiget_batch(mut self, n: usize) -> Self {
         self.multiget_batch = n.max(1);
+        self
+    }
+
+    /// Sets the most events one fetch of one calendar may bring.
+    #[must_use]
+    pub fn max_events(mut self, n: usize) -> Self {
+        self.max_events = n;
         self
     }
 

@@ -327,6 +327,13 @@ impl CalDavSource {
         let mut missing = Vec::new();
         let mut unreadable = 0;
         let options = ReadOptions::default();
+        let max = self.config.max_events;
+        let too_many = || {
+            Error::new(ErrorKind::LimitExceeded, format!("{}: more than {max} events in {}", self.dav.shown(), col.id))
+        };
+        if hrefs.len() > max {
+            return Err(too_many());
+        }
         for batch in hrefs.chunks(self.config.multiget_batch.max(1)) {
             let body = wire::multiget(batch.iter().map(String::as_str));
             let answer = self.send("REPORT", &col.url, Some("1"), Some(body)).await?;
@@ -353,6 +360,9 @@ impl CalDavSource {
                     Ok((mut read, notes)) => {
                         warnings.extend(notes);
                         events.append(&mut read);
+                        if events.len() > max {
+                            return Err(too_many());
+                        }
                     }
                     Err(e) => {
                         unreadable += 1;
