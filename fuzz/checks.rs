@@ -131,7 +131,7 @@ pub(crate) fn expand(data: &[u8]) -> bool {
         for pair in x.instances.windows(2) {
             assert!(pair[0].start <= pair[1].start, "not sorted: {pair:?}");
         }
-        let mut ids: Vec<_> = x.instances.iter().map(|i| i.recurrence_id.clone()).collect();
+        let mut ids: Vec<_> = x.instances.iter().map(|i| i.recurrence_id).collect();
         ids.sort();
         for pair in ids.windows(2) {
             assert_ne!(pair[0], pair[1], "two instances with one recurrence id");
