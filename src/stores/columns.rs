@@ -34,6 +34,18 @@ pub(crate) fn stored_calendar(store: &str, id: &str) -> Result<CalendarId> {
         .map_err(|e| Error::new(ErrorKind::Storage, format!("{store} schedule: bad calendar id {id:?}: {e}")))
 }
 
+/// The schedule's rows as [`ScheduleEntry`](crate::schedule::ScheduleEntry) reads them, by
+/// calendar: the same text for both SQL stores.
+pub(crate) const SCHEDULE_ENTRIES: &str = "
+SELECT calendar_id, spec, interval_ms, next_due_at, syncs, failures, last_error_kind, last_error,
+       last_synced_at, lease_owner, lease_until, lease_token
+FROM schedule ORDER BY calendar_id";
+
+/// A `last_error_kind` column read back (an unknown code is [`ErrorKind::Other`]).
+pub(crate) fn stored_error_kind(code: Option<&str>) -> Option<ErrorKind> {
+    code.map(|k| ErrorKind::from_code(k).unwrap_or(ErrorKind::Other))
+}
+
 /// The `recurrence_id` column: the normalized RECURRENCE-ID, or `''` for a master or single
 /// event (so that a unique index holds for masters too; a NULL would not).
 pub(crate) fn rid_text(rid: Option<&RecurrenceId>) -> String {

@@ -9,12 +9,12 @@ use chrono::{DateTime, SubsecRound as _, Utc};
 use tokio_postgres::GenericClient;
 
 use super::sql::storage;
-use crate::error::{ErrorKind, Result};
+use crate::error::Result;
 use crate::id::CalendarId;
 use crate::schedule::{
     Claim, Finished, Outcome, Pending, Registered, ScheduleEntry, after, check_interval, lease_lost, next_due, seed,
 };
-use crate::stores::columns::{count, from_millis, millis, stored_calendar};
+use crate::stores::columns::{SCHEDULE_ENTRIES, count, from_millis, millis, stored_calendar, stored_error_kind};
 
 /// Schema version 3: the schedule.
 /// How errors name this store.
@@ -184,13 +184,8 @@ pub(super) async fn poke(client: &impl GenericClient, id: &CalendarId, now: Date
     Ok(n > 0)
 }
 
-const ENTRIES: &str = "
-SELECT calendar_id, spec, interval_ms, next_due_at, syncs, failures, last_error_kind, last_error,
-       last_synced_at, lease_owner, lease_until, lease_token
-FROM schedule ORDER BY calendar_id";
-
 pub(super) async fn entries(client: &impl GenericClient) -> Result<Vec<ScheduleEntry>> {
-    let rows = client.query(ENTRIES, &[]).await.map_err(storage("schedule entries"))?;
+    let rows = client.query(SCHEDULE_ENTRIES, &[]).await.map_err(storage("schedule entries"))?;
     let get = storage("schedule entries");
     rows.iter()
         .map(|r| {
@@ -204,7 +199,7 @@ pub(super) async fn entries(client: &impl GenericClient) -> Result<Vec<ScheduleE
                 next_due_at: r.try_get(3).map_err(&get)?,
                 syncs: count(r.try_get(4).map_err(&get)?),
                 failures: u32::try_from(failures).unwrap_or(0),
-                last_error_kind: kind.as_deref().map(|k| ErrorKind::from_code(k).unwrap_or(ErrorKind::Other)),
+                last_error_kind: stored_error_kind(kind.as_deref()),
                 last_error: r.try_get(7).map_err(&get)?,
                 last_synced_at: r.try_get(8).map_err(&get)?,
                 lease_owner: r.try_get(9).map_err(&get)?,

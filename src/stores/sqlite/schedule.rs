@@ -13,7 +13,7 @@ use crate::id::CalendarId;
 use crate::schedule::{
     Claim, Finished, Outcome, Pending, Registered, ScheduleEntry, after, check_interval, lease_lost, next_due, seed,
 };
-use crate::stores::columns::{count, from_millis, millis, stored_calendar};
+use crate::stores::columns::{SCHEDULE_ENTRIES, count, from_millis, millis, stored_calendar, stored_error_kind};
 
 /// Schema version 3: the schedule.
 /// How errors name this store.
@@ -147,6 +147,8 @@ pub(super) fn claim(
         .and_then(Iterator::collect)
         .map_err(storage("claim"))?
     };
+    // As the columns hold them (microseconds), so a finish compares like with like.
+    let (claimed_at, lease_until) = (parse_ts(&ts(now))?, parse_ts(&ts(lease_until))?);
     let mut claims = Vec::with_capacity(rows.len());
     for (id, spec, token, interval, failures) in rows {
         claims.push(Claim {
@@ -154,8 +156,8 @@ pub(super) fn claim(
             spec,
             worker: worker.to_owned(),
             token: count(token),
-            claimed_at: parse_ts(&ts(now))?,
-            lease_until: parse_ts(&ts(lease_until))?,
+            claimed_at,
+            lease_until,
             every: from_millis(interval),
             failures: u32::try_from(failures).unwrap_or(u32::MAX),
         });
@@ -216,11 +218,6 @@ pub(super) fn poke(conn: &mut Connection, id: &CalendarId, now: DateTime<Utc>) -
     Ok(n > 0)
 }
 
-const ENTRIES: &str = "
-SELECT calendar_id, spec, interval_ms, next_due_at, syncs, failures, last_error_kind, last_error,
-       last_synced_at, lease_owner, lease_until, lease_token
-FROM schedule ORDER BY calendar_id";
-
 type EntryRow = (
     String,
     String,
@@ -238,7 +235,7 @@ type EntryRow = (
 
 pub(super) fn entries(conn: &mut Connection) -> Result<Vec<ScheduleEntry>> {
     let rows: Vec<EntryRow> = conn
-        .prepare_cached(ENTRIES)
+        .prepare_cached(SCHEDULE_ENTRIES)
         .and_then(|mut s| {
             s.query_map([], |r| {
                 Ok((
@@ -268,7 +265,7 @@ pub(super) fn entries(conn: &mut Connection) -> Result<Vec<ScheduleEntry>> {
                 next_due_at: parse_ts(&due)?,
                 syncs: count(syncs),
                 failures: u32::try_from(failures).unwrap_or(u32::MAX),
-                last_error_kind: kind.as_deref().map(|k| ErrorKind::from_code(k).unwrap_or(ErrorKind::Other)),
+                last_error_kind: stored_error_kind(kind.as_deref()),
                 last_error: error,
                 last_synced_at: parse_opt(synced.as_deref())?,
                 lease_owner: owner,
