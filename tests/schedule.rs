@@ -279,17 +279,29 @@ async fn a_429_on_one_calendar_slows_its_siblings() {
     rec.throttle_once.lock().unwrap().push("a".to_owned());
     let limits = RateLimits::new();
     let store = Arc::new(MemoryStore::new());
+    let factory = http_factory(&base, &["a", "b", "c", "d"], &limits);
     let now = chrono::Utc::now();
     store.register(&CalendarId::new("a").unwrap(), "a", Duration::from_secs(3600), now).await.unwrap();
-    // The siblings become due just after the throttled calendar's first request.
-    let later = now + chrono::Duration::milliseconds(300);
+    // The siblings are poked once the server has throttled the first calendar's request.
+    let later = now + chrono::Duration::hours(1);
     for name in ["b", "c", "d"] {
         store.register(&CalendarId::new(name).unwrap(), name, Duration::from_secs(3600), later).await.unwrap();
     }
-    let factory = http_factory(&base, &["a", "b", "c", "d"], &limits);
+    let poker = {
+        let (rec, store) = (rec.clone(), Arc::clone(&store));
+        tokio::spawn(async move {
+            while !rec.hits.lock().unwrap().iter().any(|(_, n)| n == "a") {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            for name in ["b", "c", "d"] {
+                store.poke(&CalendarId::new(name).unwrap(), chrono::Utc::now()).await.unwrap();
+            }
+        })
+    };
     let worker = Worker::new("w", Engine::new(Arc::clone(&store)), factory, sleep)
         .options(WorkerOptions::default().concurrency(4).poll(Duration::from_millis(20)).until_idle(true));
     let report = worker.run(futures::future::pending()).await.unwrap();
+    poker.await.unwrap();
     assert_eq!(report.synced, 4, "{report:?}");
     let hits = rec.hits.lock().unwrap().clone();
     let throttled_at = hits.iter().find(|(_, n)| n == "a").unwrap().0;
