@@ -280,6 +280,20 @@ fn a_feed_redirected_to_another_origin_is_followed_without_the_credentials() {
         assert_eq!(r.inserted, 1, "{r:?}");
         assert_eq!(*home.seen_auth.lock().unwrap(), vec![Some("Bearer secret-token".to_owned())]);
         assert_eq!(*elsewhere.seen_auth.lock().unwrap(), vec![None], "the other origin saw no credentials");
+
+        // Confined to its origin: the redirect fails the fetch before anything is sent there.
+        home.answers.lock().unwrap().push((
+            302,
+            vec![("location", format!("http://{other}/moved.ics"))],
+            String::new(),
+        ));
+        let confined = HttpConfig::default().auth(HttpAuth::Bearer("secret-token".into())).same_origin_redirects(true);
+        let source = IcsSource::from_url(c.clone(), &format!("http://{addr}/f.ics"), confined).unwrap();
+        let store = Arc::new(MemoryStore::new());
+        let r = Engine::new(Arc::clone(&store)).sync(&source, &c).await;
+        assert_eq!(r.error_kind, Some(ErrorKind::ScopeViolation), "{r:?}");
+        assert_eq!(elsewhere.seen_auth.lock().unwrap().len(), 1, "the other origin got no second request");
+        assert!(store.events(&c).is_empty());
     });
 }
 

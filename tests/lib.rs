@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
+mod bounds;
 mod busy_example;
 mod caldav;
 mod common;

@@ -85,6 +85,8 @@ struct Inner {
     /// every `empty_every` pages.
     page_limit: Option<usize>,
     empty_every: Option<usize>,
+    /// Every events page hands out the same page token again (a server paging forever).
+    stuck: bool,
     log: Vec<String>,
 }
 
@@ -232,6 +234,11 @@ impl GoogleEmulator {
         });
     }
 
+    /// Every events page from now on holds the first item and the same `nextPageToken`.
+    pub(crate) fn stuck_pages(&self, on: bool) {
+        self.with(|i| i.stuck = on);
+    }
+
     /// The requests so far (`PATH?QUERY`), and forgets them.
     pub(crate) fn take_log(&self) -> Vec<String> {
         self.with(|i| std::mem::take(&mut i.log))
@@ -346,6 +353,10 @@ async fn events(
     let Some(cal) = inner.calendars.get(&key) else { return error(404, "notFound") };
     if cal.access_role == "freeBusyReader" {
         return error(404, "notFound");
+    }
+    if inner.stuck {
+        let first: Vec<Value> = cal.items.values().filter(|it| !it.deleted).take(1).map(|it| it.json.clone()).collect();
+        return ok(&json!({"kind": "calendar#events", "summary": calendar, "items": first, "nextPageToken": "page-stuck"}));
     }
     let (mut remaining, next_sync, served) = match get("pageToken") {
         Some(page) => match inner.sessions.remove(&page) {

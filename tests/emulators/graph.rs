@@ -80,6 +80,8 @@ struct Inner {
     delay: Option<Duration>,
     /// Another origin to hand out in nextLinks (a hostile or broken server).
     foreign_links: Option<String>,
+    /// Every delta page hands out the same nextLink again (a server paging forever).
+    stuck: bool,
     in_flight: HashMap<String, usize>,
     max_in_flight: HashMap<String, usize>,
     log: Vec<String>,
@@ -226,6 +228,11 @@ impl GraphEmulator {
         self.with(|i| i.foreign_links = base);
     }
 
+    /// Every delta page from now on holds the first row and the same `@odata.nextLink`.
+    pub(crate) fn stuck_links(&self, on: bool) {
+        self.with(|i| i.stuck = on);
+    }
+
     pub(crate) fn delay(&self, delay: Option<Duration>) {
         self.with(|i| i.delay = delay);
     }
@@ -362,6 +369,11 @@ fn serve_delta(i: &mut Inner, account: &str, calendar: &str, query: Option<&str>
     let get = |k: &str| params.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
     let key = (account.to_owned(), calendar.to_owned());
     let Some(cal) = i.calendars.get(&key) else { return error(404, "ErrorItemNotFound") };
+    if i.stuck {
+        let first: Vec<Value> = cal.rows.values().filter(|r| !r.deleted).take(1).map(|r| r.json.clone()).collect();
+        let next = format!("{}/me/calendars/{calendar}/calendarView/delta?$skiptoken=stuck", i.base);
+        return ok(&json!({"@odata.context": "x", "value": first, "@odata.nextLink": next}));
+    }
     let (mut remaining, token, served) = if let Some(skip) = get("$skiptoken") {
         match i.sessions.remove(&skip) {
             Some(s) => s,

@@ -18,6 +18,14 @@ pub struct HttpConfig {
     pub connect_timeout: Duration,
     /// Most redirects followed. Default 5.
     pub max_redirects: usize,
+    /// Follow redirects only on the configured origin (scheme, host, port): a redirect
+    /// elsewhere fails as [`ErrorKind::ScopeViolation`](crate::ErrorKind::ScopeViolation)
+    /// before it is sent. CalDAV and the API providers always confine redirects; an ICS feed
+    /// does when this is set. Default `false` for feeds, which are often redirected to
+    /// another host (a published calendar's partition, a CDN), with credentials never sent
+    /// off the origin. Set it for feed URLs that untrusted users enter, so that a redirect
+    /// cannot reach a host the URL's vetting never saw.
+    pub same_origin_redirects: bool,
     /// Largest body accepted (after decompression). Default 256 MiB.
     pub max_bytes: u64,
     /// Credentials sent with every request.
@@ -39,6 +47,7 @@ impl Default for HttpConfig {
             timeout: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(10),
             max_redirects: 5,
+            same_origin_redirects: false,
             max_bytes: 256 << 20,
             auth: None,
             user_agent: concat!("calscope/", env!("CARGO_PKG_VERSION")).to_owned(),
@@ -68,6 +77,14 @@ impl HttpConfig {
     #[must_use]
     pub fn max_redirects(mut self, max: usize) -> Self {
         self.max_redirects = max;
+        self
+    }
+
+    /// Follows redirects only on the configured origin; see
+    /// [`same_origin_redirects`](Self::same_origin_redirects).
+    #[must_use]
+    pub fn same_origin_redirects(mut self, on: bool) -> Self {
+        self.same_origin_redirects = on;
         self
     }
 
@@ -109,6 +126,7 @@ impl fmt::Debug for HttpConfig {
             .field("timeout", &self.timeout)
             .field("connect_timeout", &self.connect_timeout)
             .field("max_redirects", &self.max_redirects)
+            .field("same_origin_redirects", &self.same_origin_redirects)
             .field("max_bytes", &self.max_bytes)
             .field("auth", &self.auth)
             .field("user_agent", &self.user_agent)

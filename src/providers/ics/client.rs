@@ -29,13 +29,15 @@ pub(crate) enum Answer {
 impl HttpFeed {
     /// Validates `url` (http, https or webcal, which means https) and builds the client.
     /// Credentials in the URL move to basic authentication and out of the URL. Redirects may
-    /// lead to another host (feeds are often served from one), without the credentials.
+    /// lead to another host (feeds are often served from one), without the credentials,
+    /// unless [`HttpConfig::same_origin_redirects`] confines them.
     pub(crate) fn new(url: &str, mut config: HttpConfig) -> Result<Self> {
         let (url, auth) = parse_server_url(url, "feed")?;
         if let Some(auth) = auth {
             config.auth.get_or_insert(auth);
         }
-        let client = HttpClient::new(&url, config, Redirects::Anywhere, "ics")?;
+        let redirects = if config.same_origin_redirects { Redirects::SameOrigin } else { Redirects::Anywhere };
+        let client = HttpClient::new(&url, config, redirects, "ics")?;
         Ok(Self { url, client })
     }
 
