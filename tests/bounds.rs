@@ -39,12 +39,22 @@ fn cursor(store: &SqliteStore, cal: &CalendarId) -> Option<String> {
 }
 
 /// Syncs `source` and asserts the typed error, and that the database saw no write at all.
-async fn refused(engine: &Engine<SqliteStore>, source: &dyn CalendarSource, cal: &CalendarId, kind: ErrorKind, what: &str) {
+async fn refused(
+    engine: &Engine<SqliteStore>,
+    source: &dyn CalendarSource,
+    cal: &CalendarId,
+    kind: ErrorKind,
+    what: &str,
+) {
     let before = cursor(engine.store(), cal);
     let r = engine.sync(source, cal).await;
     assert_eq!(r.error_kind, Some(kind), "{what}: {r:?}");
     assert_eq!(take_writes(engine.store()), Vec::<(String, String, String)>::new(), "{what}: events written");
-    assert_eq!(take_instance_writes(engine.store()), Vec::<(String, String, String)>::new(), "{what}: instances written");
+    assert_eq!(
+        take_instance_writes(engine.store()),
+        Vec::<(String, String, String)>::new(),
+        "{what}: instances written"
+    );
     assert_eq!(cursor(engine.store(), cal), before, "{what}: the cursor moved");
 }
 
@@ -63,7 +73,11 @@ fn google_servers_that_page_forever_or_send_too_much_write_nothing() {
         emu.calendar("alice", "alice@example.com", "Alice", "owner", true);
         for i in 0..12 {
             let start = format!("2026-12-{:02}T09:00:00+01:00", i + 1);
-            emu.put("alice", "alice@example.com", timed(&format!("e{i:02}"), &format!("e{i}@x"), &"text ".repeat(100), &start));
+            emu.put(
+                "alice",
+                "alice@example.com",
+                timed(&format!("e{i:02}"), &format!("e{i}@x"), &"text ".repeat(100), &start),
+            );
         }
         let cal = CalendarId::new("alice").unwrap();
         let make = |c: GoogleConfig| GoogleSource::calendar(cal.clone(), "alice@example.com", c).unwrap();
@@ -87,7 +101,8 @@ fn google_servers_that_page_forever_or_send_too_much_write_nothing() {
         refused(&engine, &make(base().max_pages(5)), &cal, ErrorKind::LimitExceeded, "more pages than the cap").await;
         emu.short_pages(None, None);
 
-        refused(&engine, &make(base().max_events(11)), &cal, ErrorKind::LimitExceeded, "more events than the cap").await;
+        refused(&engine, &make(base().max_events(11)), &cal, ErrorKind::LimitExceeded, "more events than the cap")
+            .await;
 
         let small = base().http(http("tok-alice").max_bytes(4 * 1024));
         refused(&engine, &make(small), &cal, ErrorKind::LimitExceeded, "an answer over the size cap").await;
@@ -116,7 +131,11 @@ fn graph_servers_that_page_forever_or_send_too_much_write_nothing() {
         emu.calendar("ann", "AAMkCal1", "Calendar");
         for i in 0..12 {
             let start = format!("2026-12-{:02}T10:00:00", i + 1);
-            emu.put("ann", "AAMkCal1", instance(&format!("A{i}"), "singleInstance", &format!("a{i}"), "A", &start, None));
+            emu.put(
+                "ann",
+                "AAMkCal1",
+                instance(&format!("A{i}"), "singleInstance", &format!("a{i}"), "A", &start, None),
+            );
         }
         let cal = CalendarId::new("ann").unwrap();
         let make = |c: GraphConfig| GraphSource::calendar(cal.clone(), "AAMkCal1", c).unwrap();
@@ -140,8 +159,14 @@ fn graph_servers_that_page_forever_or_send_too_much_write_nothing() {
         assert!(log.len() <= 4, "stopped at the repeat, not at the page cap: {log:?}");
         emu.stuck_links(false);
 
-        refused(&engine, &make(base().page_size(1).max_pages(5)), &cal, ErrorKind::LimitExceeded, "more pages than the cap")
-            .await;
+        refused(
+            &engine,
+            &make(base().page_size(1).max_pages(5)),
+            &cal,
+            ErrorKind::LimitExceeded,
+            "more pages than the cap",
+        )
+        .await;
         refused(&engine, &make(base().max_events(11)), &cal, ErrorKind::LimitExceeded, "more rows than the cap").await;
 
         emu.faults((0..4).map(|_| (503, "ServiceNotAvailable", None)));

@@ -109,7 +109,11 @@ pub(crate) fn counted_db(name: &str) -> std::path::PathBuf {
              CREATE TABLE instance_writes (op TEXT, calendar_id TEXT, uid TEXT, rid TEXT);
              CREATE TRIGGER log_instance_insert AFTER INSERT ON instances BEGIN INSERT INTO instance_writes VALUES ('insert', NEW.calendar_id, NEW.uid, NEW.recurrence_id); END;
              CREATE TRIGGER log_instance_update AFTER UPDATE ON instances BEGIN INSERT INTO instance_writes VALUES ('update', NEW.calendar_id, NEW.uid, NEW.recurrence_id); END;
-             CREATE TRIGGER log_instance_delete AFTER DELETE ON instances BEGIN INSERT INTO instance_writes VALUES ('delete', OLD.calendar_id, OLD.uid, OLD.recurrence_id); END;",
+             CREATE TRIGGER log_instance_delete AFTER DELETE ON instances BEGIN INSERT INTO instance_writes VALUES ('delete', OLD.calendar_id, OLD.uid, OLD.recurrence_id); END;
+             CREATE TABLE month_writes (op TEXT, calendar_id TEXT, month INTEGER);
+             CREATE TRIGGER log_month_insert AFTER INSERT ON busy_months BEGIN INSERT INTO month_writes VALUES ('insert', NEW.calendar_id, NEW.month); END;
+             CREATE TRIGGER log_month_update AFTER UPDATE ON busy_months BEGIN INSERT INTO month_writes VALUES ('update', NEW.calendar_id, NEW.month); END;
+             CREATE TRIGGER log_month_delete AFTER DELETE ON busy_months BEGIN INSERT INTO month_writes VALUES ('delete', OLD.calendar_id, OLD.month); END;",
         )
         .unwrap();
     path
@@ -140,6 +144,21 @@ pub(crate) fn take_instance_writes(store: &calscope::SqliteStore) -> Vec<(String
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
             .collect::<std::result::Result<Vec<_>, _>>()?;
         conn.execute("DELETE FROM instance_writes", [])?;
+        Ok(rows)
+    }))
+    .unwrap()
+}
+
+/// The `busy_months` rows the triggers logged since the last call, as (op, month), and
+/// forgets them.
+#[cfg(feature = "sqlite")]
+pub(crate) fn take_month_writes(store: &calscope::SqliteStore) -> Vec<(String, i64)> {
+    futures::executor::block_on(store.with_connection(|conn| {
+        let rows = conn
+            .prepare("SELECT op, month FROM month_writes ORDER BY rowid")?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        conn.execute("DELETE FROM month_writes", [])?;
         Ok(rows)
     }))
     .unwrap()

@@ -374,3 +374,41 @@ fn rdate_on_a_rule_occurrence_is_one_instance() {
         ]
     );
 }
+
+/// An occurrence is one instance: a feed that sends the same override twice (seen in the
+/// recurrence fixtures' `issue_164_duplicated_event.ics`; the fuzzer replayed it) gives one
+/// instance for it, the first override's, and a diagnostic. Also past the point where the
+/// series switches from a scan to a set of recurrence ids.
+#[test]
+fn the_same_override_twice_is_one_instance() {
+    let x = expand(
+        &[
+            "DTSTART;VALUE=DATE:20240401\nDTEND;VALUE=DATE:20240408\nRRULE:FREQ=WEEKLY;INTERVAL=3;BYDAY=MO",
+            "RECURRENCE-ID;VALUE=DATE:20240826\nDTSTART;VALUE=DATE:20240826\nDTEND;VALUE=DATE:20240902",
+            "RECURRENCE-ID;VALUE=DATE:20240826\nDTSTART;VALUE=DATE:20240827\nDTEND;VALUE=DATE:20240902",
+        ],
+        "2024-08-01T00:00:00Z",
+        "2024-10-01T00:00:00Z",
+    );
+    assert_eq!(
+        spans(&x),
+        ["2024-08-05T00:00/2024-08-12T00:00", "2024-08-26T00:00/2024-09-02T00:00", "2024-09-16T00:00/2024-09-23T00:00"]
+    );
+    assert!(x.diagnostics.iter().any(|d| d.contains("the first is kept")), "{:?}", x.diagnostics);
+
+    let mut components = vec!["DTSTART:20260101T090000Z\nDURATION:PT1H\nRRULE:FREQ=DAILY;COUNT=60".to_owned()];
+    for (month, days) in [(1, 31), (2, 10)] {
+        for day in 1..=days {
+            components.push(format!(
+                "RECURRENCE-ID:2026{month:02}{day:02}T090000Z\nDTSTART:2026{month:02}{day:02}T100000Z\nDURATION:PT1H"
+            ));
+        }
+    }
+    components.push("RECURRENCE-ID:20260105T090000Z\nDTSTART:20260105T150000Z\nDURATION:PT1H".to_owned());
+    let refs: Vec<&str> = components.iter().map(String::as_str).collect();
+    let x = expand(&refs, "2026-01-01T00:00:00Z", "2026-03-10T00:00:00Z");
+    assert_eq!(x.instances.len(), 60);
+    let fifth: Vec<_> = x.instances.iter().filter(|i| i.start.format("%m-%d").to_string() == "01-05").collect();
+    assert_eq!(fifth.len(), 1);
+    assert_eq!(fifth[0].start.format("%H").to_string(), "10", "the first override of the 5th is kept");
+}

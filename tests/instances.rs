@@ -1,10 +1,11 @@
 //! Materialized instances in SQLite: their write economy counted by the database (triggers on
-//! `instances`), the horizon, and busy queries against expansion from `events`.
+//! `instances` and `busy_months`), the horizon, and busy queries against expansion from
+//! `events`.
 
 use calscope::{CalendarId, Engine, Event, FingerprintPolicy, InstanceConfig, MemorySource, SqliteStore, Zone};
 use chrono::{DateTime, Duration, DurationRound as _, Utc};
 
-use crate::common::{counted_db, remove_db, take_instance_writes};
+use crate::common::{counted_db, remove_db, take_instance_writes, take_month_writes};
 
 fn today() -> DateTime<Utc> {
     Utc::now().duration_trunc(Duration::days(1)).unwrap()
@@ -72,12 +73,16 @@ async fn instance_writes_follow_real_changes_only() {
     assert_eq!(first.iter().filter(|w| w.1 == "daily").count(), 20);
     assert_eq!(first.iter().filter(|w| w.1.starts_with("single")).count(), 3);
     assert!(first.iter().all(|w| w.0 == "insert"));
+    // The busy time pre-merged per month: one row per month of the horizon with busy time.
+    let months = take_month_writes(engine.store());
+    assert!((14..=15).contains(&months.len()) && months.iter().all(|m| m.0 == "insert"), "{months:?}");
 
-    // DTSTAMP churn: no event row and no instance row is written.
+    // DTSTAMP churn: no event row, no instance row and no month is written.
     feed.put(&source, &cal, 1);
     let r = engine.sync(&source, &cal).await;
     assert!(r.is_ok(), "{r:?}");
     assert_eq!(take_instance_writes(engine.store()), Vec::<(String, String, String)>::new());
+    assert_eq!(take_month_writes(engine.store()), Vec::<(String, i64)>::new());
 
     // One occurrence moved: one instance row.
     let original = t(3 * 7 - 60 + 63, 10);
@@ -89,6 +94,9 @@ async fn instance_writes_follow_real_changes_only() {
     assert_eq!(r.inserted, 1, "{r:?}");
     let moved = take_instance_writes(engine.store());
     assert_eq!(moved, [("update".into(), "weekly".into(), moved_rid.clone())]);
+    // Its month (or the two it moved between) rewritten, nothing else.
+    let months = take_month_writes(engine.store());
+    assert!((1..=2).contains(&months.len()) && months.iter().all(|m| m.0 == "update"), "{months:?}");
 
     // The same override moved again (its SEQUENCE-less text changes): still one row.
     feed.overrides =
@@ -193,4 +201,85 @@ async fn busy_from_instances_equals_busy_expanded_from_events() {
     let b = without.store().busy(&cals, from, to, tokyo).await.unwrap();
     assert!(a.expanded);
     assert_eq!(a.merged, b.merged);
+}
+
+/// Busy time that crosses or meets a month's edge, asked for over windows that cut months
+/// anywhere: the answer from `busy_months` equals the one expanded from `events`. A database
+/// whose months were never built (upgraded from schema 3) answers from `instances` until a
+/// slide or an apply builds them.
+#[tokio::test]
+async fn busy_months_join_at_month_edges_and_upgraded_stores_build_them() {
+    use chrono::Datelike as _;
+    let cal = CalendarId::new("edges").unwrap();
+    let source = MemorySource::new();
+    let later = today() + Duration::days(40);
+    let edge = chrono::NaiveDate::from_ymd_opt(later.year(), later.month(), 1)
+        .unwrap()
+        .checked_add_months(chrono::Months::new(1))
+        .unwrap()
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        .and_utc();
+    let basic = |t: DateTime<Utc>| t.format("%Y%m%dT%H%M%SZ").to_string();
+    let put = |uid: &str, start: DateTime<Utc>, hours: i64, extra: &str| {
+        source.put(event(&cal, &format!("UID:{uid}\nDTSTART:{}\nDURATION:PT{hours}H{extra}", basic(start)), 0));
+    };
+    put("across", edge - Duration::hours(2), 4, "");
+    put("before", edge - Duration::hours(5), 3, ""); // meets `across`' start: one span
+    put("tentative-after", edge + Duration::hours(2), 1, "\nSTATUS:TENTATIVE"); // meets its end, tentative
+    put("next-edge", edge + Duration::days(31) - Duration::hours(1), 1, ""); // ends at or before the next edge
+    source.put(event(
+        &cal,
+        &format!("UID:nightly\nDTSTART:{}\nDURATION:PT3H\nRRULE:FREQ=DAILY", basic(today() - Duration::hours(1))),
+        0,
+    ));
+    let path = counted_db("edges");
+    let with = Engine::new(SqliteStore::open(&path).unwrap());
+    let without = Engine::new(SqliteStore::open_in_memory().unwrap().without_instances());
+    for e in [&with, &without] {
+        assert!(e.sync(&source, &cal).await.is_ok());
+    }
+    let windows = [
+        (today(), today() + Duration::days(365)),
+        (edge - Duration::hours(3), edge + Duration::hours(3)),
+        (edge - Duration::minutes(7), edge + Duration::minutes(7)),
+        (edge, edge + Duration::seconds(1)),
+        (today() + Duration::hours(13) + Duration::minutes(17), edge + Duration::days(45) + Duration::minutes(3)),
+    ];
+    let cals = [cal.clone()];
+    for (from, to) in windows {
+        let a = with.store().busy(&cals, from, to, Zone::UTC).await.unwrap();
+        let b = without.store().busy(&cals, from, to, Zone::UTC).await.unwrap();
+        assert!(!a.expanded && b.expanded);
+        assert_eq!(a.calendars, b.calendars, "{from} – {to}");
+        assert_eq!(a.merged, b.merged, "{from} – {to}");
+    }
+    let around =
+        with.store().busy(&cals, edge - Duration::hours(6), edge + Duration::hours(6), Zone::UTC).await.unwrap();
+    let spans: Vec<_> = around.calendars[&cal].iter().map(|i| (i.start, i.end, i.tentative)).collect();
+    assert!(spans.contains(&(edge - Duration::hours(5), edge + Duration::hours(2), false)), "{spans:?}");
+    assert!(spans.contains(&(edge + Duration::hours(2), edge + Duration::hours(3), true)), "{spans:?}");
+
+    // As an upgraded database: months not built. The answer comes from `instances`, the same.
+    let name = cal.as_str().to_owned();
+    with.store()
+        .with_connection(move |c| {
+            c.execute("UPDATE calendars SET busy_months = NULL WHERE calendar_id = ?1", [name])?;
+            c.execute("DELETE FROM busy_months", [])?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    take_month_writes(with.store());
+    let (from, to) = windows[0];
+    let b = without.store().busy(&cals, from, to, Zone::UTC).await.unwrap();
+    assert_eq!(with.store().busy(&cals, from, to, Zone::UTC).await.unwrap().merged, b.merged);
+    // The daily slide (or the next apply that writes) builds them; the answer stays.
+    with.store().slide_instances(Utc::now()).await.unwrap();
+    assert!(!take_month_writes(with.store()).is_empty());
+    assert_eq!(with.store().busy(&cals, from, to, Zone::UTC).await.unwrap().merged, b.merged);
+    with.store().slide_instances(Utc::now()).await.unwrap();
+    assert!(with.sync(&source, &cal).await.is_ok());
+    assert!(take_month_writes(with.store()).is_empty());
+    remove_db(&path);
 }

@@ -107,7 +107,8 @@ pub fn merge(
             edges.push((end, i.tentative, -1));
         }
     }
-    edges.sort_unstable_by_key(|&(at, _, _)| at);
+    // Stable sort: runs in the input (each calendar's sorted intervals) are merged, not re-sorted.
+    edges.sort_by_key(|&(at, _, _)| at);
     let mut out: Vec<BusyInterval> = Vec::new();
     let (mut busy, mut tentative) = (0i64, 0i64);
     let mut open: Option<(DateTime<Utc>, bool)> = None;

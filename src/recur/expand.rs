@@ -48,6 +48,10 @@ pub struct Expansion {
 pub struct Series<'a> {
     master: Option<&'a EventDetails>,
     overrides: Vec<(RecurrenceId, &'a EventDetails)>,
+    /// Overrides left out because an earlier one names the same occurrence.
+    duplicates: usize,
+    /// The overrides' recurrence ids, once there are many (a linear scan finds few faster).
+    seen: HashSet<RecurrenceId>,
 }
 
 impl<'a> Series<'a> {
@@ -67,15 +71,31 @@ impl<'a> Series<'a> {
     /// Adds the override of the occurrence `recurrence_id`.
     #[must_use]
     pub fn with_override(mut self, recurrence_id: RecurrenceId, details: &'a EventDetails) -> Self {
-        self.overrides.push((recurrence_id, details));
+        self.push(Some(recurrence_id), details);
         self
     }
 
-    /// Adds a component: the master when `recurrence_id` is `None`, else an override.
+    /// Adds a component: the master when `recurrence_id` is `None`, else an override. A
+    /// second override of the same occurrence (a feed's duplicate) is left out, with a
+    /// diagnostic when the series is expanded: an occurrence is one instance.
     pub fn push(&mut self, recurrence_id: Option<RecurrenceId>, details: &'a EventDetails) {
         match recurrence_id {
             None => self.master = Some(details),
-            Some(rid) => self.overrides.push((rid, details)),
+            Some(rid) => {
+                let known = if self.overrides.len() < 32 {
+                    self.overrides.iter().any(|(r, _)| *r == rid)
+                } else {
+                    if self.seen.is_empty() {
+                        self.seen.extend(self.overrides.iter().map(|(r, _)| *r));
+                    }
+                    !self.seen.insert(rid)
+                };
+                if known {
+                    self.duplicates += 1;
+                } else {
+                    self.overrides.push((rid, details));
+                }
+            }
         }
     }
 }
@@ -236,6 +256,12 @@ impl Expander {
     #[must_use]
     pub fn expand(&self, series: &Series<'_>, from: DateTime<Utc>, to: DateTime<Utc>) -> Expansion {
         let mut out = Expansion::default();
+        if series.duplicates > 0 {
+            out.diagnostics.push(format!(
+                "{} override(s) name an occurrence an earlier override names; the first is kept",
+                series.duplicates
+            ));
+        }
         let Some(master) = series.master else {
             for (rid, d) in &series.overrides {
                 self.push_override(&mut out, rid, d, None, from, to);

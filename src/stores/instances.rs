@@ -201,17 +201,27 @@ pub(crate) fn expanded_busy(
 /// The writes that take `stored` rows to `wanted` ones (both of one series): upserts of new or
 /// changed rows, and the recurrence ids of rows to delete. Equal rows are not written.
 pub(crate) fn diff(stored: Vec<InstanceRow>, wanted: Vec<InstanceRow>) -> (Vec<InstanceRow>, Vec<String>) {
+    let (upserts, removed) = changes(stored, wanted);
+    (upserts.into_iter().map(|(new, _)| new).collect(), removed.into_iter().map(|r| r.rid).collect())
+}
+
+/// [`diff`] with the rows it replaces: each upsert with the stored row it changes (`None` for
+/// a new one), and the removed rows whole, sorted by recurrence id.
+pub(crate) fn changes(
+    stored: Vec<InstanceRow>,
+    wanted: Vec<InstanceRow>,
+) -> (Vec<(InstanceRow, Option<InstanceRow>)>, Vec<InstanceRow>) {
     let mut old: HashMap<String, InstanceRow> = stored.into_iter().map(|r| (r.rid.clone(), r)).collect();
     let mut upserts = Vec::new();
     for w in wanted {
         match old.remove(&w.rid) {
             Some(o) if o == w => {}
-            _ => upserts.push(w),
+            o => upserts.push((w, o)),
         }
     }
-    let mut deletes: Vec<String> = old.into_keys().collect();
-    deletes.sort_unstable();
-    (upserts, deletes)
+    let mut removed: Vec<InstanceRow> = old.into_values().collect();
+    removed.sort_unstable_by(|a, b| a.rid.cmp(&b.rid));
+    (upserts, removed)
 }
 
 /// What sliding the horizon did.

@@ -356,7 +356,9 @@ async fn events(
     }
     if inner.stuck {
         let first: Vec<Value> = cal.items.values().filter(|it| !it.deleted).take(1).map(|it| it.json.clone()).collect();
-        return ok(&json!({"kind": "calendar#events", "summary": calendar, "items": first, "nextPageToken": "page-stuck"}));
+        return ok(
+            &json!({"kind": "calendar#events", "summary": calendar, "items": first, "nextPageToken": "page-stuck"}),
+        );
     }
     let (mut remaining, next_sync, served) = match get("pageToken") {
         Some(page) => match inner.sessions.remove(&page) {

@@ -6,12 +6,13 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Duration, Utc};
 use rusqlite::{Connection, OptionalExtension as _, params};
 
+use super::spans::{self, Months};
 use super::sql::{TimeText, storage};
 use crate::error::{Error, ErrorKind, Result};
 use crate::id::CalendarId;
 use crate::recur::BusyInterval;
 use crate::stores::instances::{
-    BusyAnswer, Components, InstanceConfig, InstanceRow, SlideReport, Touched, diff, expanded_busy, for_expansion,
+    BusyAnswer, Components, InstanceConfig, InstanceRow, SlideReport, Touched, changes, expanded_busy, for_expansion,
     parse_rid, rows_of,
 };
 use crate::value::tz::Zone;
@@ -44,16 +45,17 @@ WHERE instances.starts_at IS NOT excluded.starts_at OR instances.ends_at IS NOT 
 
 const DELETE: &str = "DELETE FROM instances WHERE calendar_id = ?1 AND uid = ?2 AND recurrence_id = ?3";
 
-/// A calendar's stored horizon.
+/// A calendar's stored horizon, and whether its `busy_months` are built.
 struct Horizon {
     from: DateTime<Utc>,
     to: DateTime<Utc>,
     zone: String,
+    months_built: bool,
 }
 
 /// Reads a time column (`YYYY-MM-DDTHH:MM:SSZ`, as [`TimeText`] writes it) without chrono's
 /// general parser, which dominated busy queries; other forms go through it.
-fn time(s: &str) -> Option<DateTime<Utc>> {
+pub(super) fn time(s: &str) -> Option<DateTime<Utc>> {
     let b = s.as_bytes();
     if b.len() == 20 && b.get(4) == Some(&b'-') && b.get(10) == Some(&b'T') && b.get(19) == Some(&b'Z') {
         let num = |from: usize, to: usize| -> Option<u32> {
@@ -66,15 +68,28 @@ fn time(s: &str) -> Option<DateTime<Utc>> {
 }
 
 fn horizon(conn: &Connection, calendar: &str) -> Result<Option<Horizon>> {
-    let row: Option<(Option<String>, Option<String>, Option<String>)> = conn
-        .query_row(
-            "SELECT instances_from, instances_to, instances_zone FROM calendars WHERE calendar_id = ?1",
-            [calendar],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    Ok(head(conn, calendar)?.flatten())
+}
+
+/// A calendar's row: `None` when the store does not know it, else its horizon if it has one.
+fn head(conn: &Connection, calendar: &str) -> Result<Option<Option<Horizon>>> {
+    type Head = (Option<String>, Option<String>, Option<String>, Option<bool>);
+    let row: Option<Head> = conn
+        .prepare_cached(
+            "SELECT instances_from, instances_to, instances_zone, busy_months FROM calendars WHERE calendar_id = ?1",
         )
+        .map_err(storage("prepare"))?
+        .query_row([calendar], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
         .optional()
         .map_err(storage("read horizon"))?;
-    Ok(row.and_then(|(f, t, z)| Some(Horizon { from: time(f.as_deref()?)?, to: time(t.as_deref()?)?, zone: z? })))
+    Ok(row.map(|(f, t, z, built)| {
+        Some(Horizon {
+            from: time(f.as_deref()?)?,
+            to: time(t.as_deref()?)?,
+            zone: z?,
+            months_built: built.unwrap_or(false),
+        })
+    }))
 }
 
 /// The stored components of one series, parsed for expansion.
@@ -126,19 +141,28 @@ fn stored_rows(conn: &Connection, calendar: &str, uid: &str) -> Result<Vec<Insta
     Ok(out)
 }
 
-/// Writes the difference between a series' stored and wanted rows; answers the rows written.
+/// Writes the difference between a series' stored and wanted rows, noting the months whose
+/// busy time it may change; answers the rows written.
 fn write(
     conn: &Connection,
     calendar: &str,
     uid: &str,
-    stored: Vec<InstanceRow>,
-    wanted: Vec<InstanceRow>,
+    (stored, wanted): (Vec<InstanceRow>, Vec<InstanceRow>),
+    months: &mut Months,
 ) -> Result<u64> {
-    let (upserts, deletes) = diff(stored, wanted);
+    let (upserts, removed) = changes(stored, wanted);
+    for r in
+        upserts.iter().map(|(new, _)| new).chain(upserts.iter().filter_map(|(_, old)| old.as_ref())).chain(&removed)
+    {
+        if r.busy {
+            months.note(r.starts_at, r.ends_at);
+        }
+    }
+    let deletes: Vec<&str> = removed.iter().map(|r| r.rid.as_str()).collect();
     let mut n = 0u64;
     if !upserts.is_empty() {
         let mut up = conn.prepare_cached(UPSERT).map_err(storage("prepare"))?;
-        for r in &upserts {
+        for (r, _) in &upserts {
             let (s, e) = (TimeText::of(r.starts_at), TimeText::of(r.ends_at));
             n += up
                 .execute(params![calendar, uid, r.rid, s.as_str(), e.as_str(), r.busy, r.tentative])
@@ -179,10 +203,15 @@ pub(super) fn maintain(
 ) -> Result<()> {
     let (from, to) = config.window(now);
     let expander = config.expander();
-    match horizon(conn, calendar)? {
+    let mut months = Months::new(from, to);
+    let stored = horizon(conn, calendar)?;
+    let built = stored.as_ref().is_some_and(|h| h.months_built && h.zone == config.zone_of().name());
+    match stored {
         // First materialization, or another zone: every series, over the whole horizon.
-        None if !was_empty => rebuild(conn, calendar, config, from, to, warnings)?,
-        Some(h) if h.zone != config.zone_of().name() => rebuild(conn, calendar, config, from, to, warnings)?,
+        None if !was_empty => rebuild(conn, calendar, config, from, to, &mut months, warnings)?,
+        Some(h) if h.zone != config.zone_of().name() => {
+            rebuild(conn, calendar, config, from, to, &mut months, warnings)?;
+        }
         stored => {
             let none_stored = was_empty
                 && conn
@@ -200,17 +229,29 @@ pub(super) fn maintain(
                 let (wanted, notes) = rows_of(&expander, &refs, from, to);
                 warnings.extend(notes.into_iter().map(|n| format!("{calendar}/{uid}: {n}")));
                 let stored_rows = if none_stored { Vec::new() } else { stored_rows(conn, calendar, uid.as_str())? };
-                write(conn, calendar, uid.as_str(), stored_rows, wanted)?;
+                write(conn, calendar, uid.as_str(), (stored_rows, wanted), &mut months)?;
             }
             // The horizon moved ahead since the last apply: the newly covered days.
             if let Some(h) = stored
                 && to > h.to
             {
-                slide_calendar(conn, calendar, config, h.to, to, warnings)?;
+                slide_calendar(conn, calendar, config, h.to, to, &mut months, warnings)?;
             }
         }
     }
+    finish_months(conn, calendar, built, &mut months)?;
     save_horizon(conn, calendar, from, to, config.zone_of())
+}
+
+/// Writes the noted months of `calendar` (every month of the horizon when they were never
+/// built, or built for another zone) and marks them built.
+fn finish_months(conn: &Connection, calendar: &str, built: bool, months: &mut Months) -> Result<u64> {
+    if !built {
+        months.all();
+    }
+    let n = spans::refresh(conn, calendar, months)?;
+    spans::mark_built(conn, calendar)?;
+    Ok(n)
 }
 
 /// The UIDs of series that may have instances in `[from, to)`: recurring ones, overrides, and
@@ -252,6 +293,7 @@ fn rebuild(
     config: &InstanceConfig,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
+    months: &mut Months,
     warnings: &mut Vec<String>,
 ) -> Result<()> {
     let expander = config.expander();
@@ -275,10 +317,10 @@ fn rebuild(
         let (wanted, notes) = rows_of(&expander, &refs, from, to);
         warnings.extend(notes.into_iter().map(|n| format!("{calendar}/{uid}: {n}")));
         let old = stored.remove(&uid).unwrap_or_default();
-        write(conn, calendar, &uid, old, wanted)?;
+        write(conn, calendar, &uid, (old, wanted), months)?;
     }
     for (uid, old) in stored {
-        write(conn, calendar, &uid, old, Vec::new())?;
+        write(conn, calendar, &uid, (old, Vec::new()), months)?;
     }
     Ok(())
 }
@@ -290,8 +332,10 @@ fn slide_calendar(
     config: &InstanceConfig,
     old_to: DateTime<Utc>,
     new_to: DateTime<Utc>,
+    months: &mut Months,
     warnings: &mut Vec<String>,
 ) -> Result<u64> {
+    months.note(old_to, new_to);
     let expander = config.expander();
     let mut n = 0;
     let mut up = conn.prepare_cached(UPSERT).map_err(storage("prepare"))?;
@@ -319,18 +363,22 @@ pub(super) fn slide_all(conn: &mut Connection, config: &InstanceConfig, now: Dat
         .map_err(storage("read calendars"))?;
     let mut report = SlideReport::default();
     for cal in calendars {
-        match horizon(&tx, &cal)? {
+        let mut months = Months::new(from, to);
+        let built = match horizon(&tx, &cal)? {
             Some(h) if h.zone == config.zone_of().name() => {
                 if to > h.to {
-                    report.written += slide_calendar(&tx, &cal, config, h.to, to, &mut report.warnings)?;
+                    report.written += slide_calendar(&tx, &cal, config, h.to, to, &mut months, &mut report.warnings)?;
                     report.calendars += 1;
                 }
+                h.months_built
             }
             _ => {
-                rebuild(&tx, &cal, config, from, to, &mut report.warnings)?;
+                rebuild(&tx, &cal, config, from, to, &mut months, &mut report.warnings)?;
                 report.calendars += 1;
+                false
             }
-        }
+        };
+        finish_months(&tx, &cal, built, &mut months)?;
         save_horizon(&tx, &cal, from, to, config.zone_of())?;
     }
     tx.commit().map_err(storage("commit"))?;
@@ -355,47 +403,23 @@ pub(super) fn busy(
     let (f, t) = (TimeText::of(from), TimeText::of(to));
     for cal in calendars {
         let name = cal.as_str();
-        let known: bool = conn
-            .query_row("SELECT EXISTS (SELECT 1 FROM calendars WHERE calendar_id = ?1)", [name], |r| r.get(0))
-            .map_err(storage("read calendars"))?;
-        if !known {
+        let Some(stored) = head(conn, name)? else {
             unknown.push(cal.clone());
             per.push((cal.clone(), Vec::new()));
             continue;
-        }
-        let covered = config.is_some()
-            && horizon(conn, name)?.is_some_and(|h| h.zone == zone.name() && h.from <= from && to <= h.to);
-        let mut intervals = Vec::new();
-        if covered {
-            let mut stmt = conn
-                .prepare_cached(
-                    "SELECT starts_at, ends_at, tentative FROM instances
-                     WHERE calendar_id = ?1 AND busy = 1 AND ends_at > ?2 AND starts_at < ?3",
-                )
-                .map_err(storage("prepare"))?;
-            let rows = stmt
-                .query_map(params![name, f.as_str(), t.as_str()], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, bool>(2)?))
-                })
-                .map_err(storage("busy query"))?;
-            for row in rows {
-                let (s, e, tentative) = row.map_err(storage("busy query"))?;
-                match (time(&s), time(&e)) {
-                    (Some(s), Some(e)) => intervals.push(BusyInterval::new(s, e, tentative)),
-                    _ => {
-                        return Err(Error::new(
-                            ErrorKind::Storage,
-                            format!("sqlite: unreadable instance time in {cal}"),
-                        ));
-                    }
-                }
+        };
+        let covered =
+            stored.as_ref().filter(|h| config.is_some() && h.zone == zone.name() && h.from <= from && to <= h.to);
+        let intervals = match covered {
+            Some(h) if h.months_built => spans::read(conn, name, from, to)?,
+            Some(_) => from_instances(conn, cal, (f.as_str(), t.as_str()))?,
+            None => {
+                expanded = true;
+                let zoned = config.map_or_else(InstanceConfig::new, |c| *c).zone(zone).expander();
+                let series = candidates(conn, name, Some(from), to)?;
+                expanded_busy(&zoned, name, series, (from, to), &mut expanded_rows, &mut warnings)
             }
-        } else {
-            expanded = true;
-            let zoned = config.map_or_else(InstanceConfig::new, |c| *c).zone(zone).expander();
-            let series = candidates(conn, name, Some(from), to)?;
-            intervals = expanded_busy(&zoned, name, series, (from, to), &mut expanded_rows, &mut warnings);
-        }
+        };
         per.push((cal.clone(), intervals));
     }
     let mut answer = BusyAnswer::of(per, from, to);
@@ -403,4 +427,29 @@ pub(super) fn busy(
     answer.expanded = expanded;
     answer.warnings = warnings;
     Ok(answer)
+}
+
+/// A calendar's busy intervals overlapping `[from, to)` (as column text), read row by row from
+/// `instances` (a database upgraded to version 4 whose months are not built yet).
+fn from_instances(conn: &Connection, cal: &CalendarId, (from, to): (&str, &str)) -> Result<Vec<BusyInterval>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT starts_at, ends_at, tentative FROM instances
+             WHERE calendar_id = ?1 AND busy = 1 AND ends_at > ?2 AND starts_at < ?3",
+        )
+        .map_err(storage("prepare"))?;
+    let rows = stmt
+        .query_map(params![cal.as_str(), from, to], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, bool>(2)?))
+        })
+        .map_err(storage("busy query"))?;
+    let mut intervals = Vec::new();
+    for row in rows {
+        let (s, e, tentative) = row.map_err(storage("busy query"))?;
+        match (time(&s), time(&e)) {
+            (Some(s), Some(e)) => intervals.push(BusyInterval::new(s, e, tentative)),
+            _ => return Err(Error::new(ErrorKind::Storage, format!("sqlite: unreadable instance time in {cal}"))),
+        }
+    }
+    Ok(intervals)
 }

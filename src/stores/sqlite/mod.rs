@@ -22,16 +22,17 @@ use crate::value::tz::Zone;
 
 mod instances;
 mod schedule;
+mod spans;
 mod sql;
 use sql::{TimeText, storage, time_text};
 
 /// The schema version this build writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// Schema migrations, in order: entry `i` takes a database from version `i` to `i + 1`. A later
 /// version appends entries (`ALTER TABLE … ADD COLUMN`, new indexes); existing rows are never
 /// rewritten, so an upgrade costs no write amplification.
-const MIGRATIONS: [&str; 3] = [
+const MIGRATIONS: [&str; 4] = [
     r"
 CREATE TABLE IF NOT EXISTS calendars (
     calendar_id TEXT PRIMARY KEY NOT NULL,
@@ -70,6 +71,7 @@ CREATE INDEX IF NOT EXISTS events_sync ON events (calendar_id, uid, recurrence_i
 ",
     instances::MIGRATION,
     schedule::MIGRATION,
+    spans::MIGRATION,
 ];
 
 const UPSERT: &str = "
@@ -1012,12 +1014,13 @@ mod tests {
             MIGRATIONS[0],
             MIGRATIONS[1],
             MIGRATIONS[2],
+            MIGRATIONS[3],
             "ALTER TABLE events ADD COLUMN color TEXT; CREATE INDEX events_color ON events (color);",
         ];
         migrate(&mut conn, &next).unwrap();
         assert_eq!(conn.total_changes(), before, "no row was rewritten");
         let version: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
-        assert_eq!(version, 4);
+        assert_eq!(version, 5);
         let raw: String = conn.query_row("SELECT raw FROM events", [], |r| r.get(0)).unwrap();
         assert_eq!(raw, "raw");
         // Running again is a no-op; a newer database is refused by an older build.
