@@ -412,3 +412,31 @@ fn the_same_override_twice_is_one_instance() {
     assert_eq!(fifth.len(), 1);
     assert_eq!(fifth[0].start.format("%H").to_string(), "10", "the first override of the 5th is kept");
 }
+
+/// An occurrence is one instance, whatever makes two walls name one recurrence id: an hourly
+/// rule on an all-day series (its ids are dates; the fuzzer found it) keeps one instance a
+/// day, and local times a DST gap moves onto instants the rule also makes keep one each.
+#[test]
+fn walls_naming_one_recurrence_id_are_one_instance() {
+    let x = expand(
+        &["DTSTART;VALUE=DATE:20240729\nDTEND;VALUE=DATE:20240730\nRRULE:FREQ=HOURLY;INTERVAL=3;BYDAY=MO;COUNT=24"],
+        "2024-07-01T00:00:00Z",
+        "2024-09-01T00:00:00Z",
+    );
+    let days: Vec<String> = x.instances.iter().map(|i| i.recurrence_id.to_string()).collect();
+    assert_eq!(days, ["20240729", "20240805", "20240812"], "{:?}", x.diagnostics);
+    assert!(x.diagnostics.iter().any(|d| d.contains("the first is kept")), "{:?}", x.diagnostics);
+
+    // 02:00 and 02:30 do not exist on 29 March 2026 in Berlin: they move to 03:00 and 03:30,
+    // which the rule makes too.
+    let x = expand_in(
+        "UTC",
+        &["DTSTART;TZID=Europe/Berlin:20260329T013000\nRRULE:FREQ=MINUTELY;INTERVAL=30;COUNT=6"],
+        "2026-03-28T00:00:00Z",
+        "2026-03-30T00:00:00Z",
+    );
+    assert_eq!(
+        x.instances.iter().map(|i| i.start.format("%H:%M").to_string()).collect::<Vec<_>>(),
+        ["00:30", "01:00", "01:30", "02:00"]
+    );
+}

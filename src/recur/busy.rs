@@ -99,7 +99,7 @@ pub fn merge(
     to: DateTime<Utc>,
 ) -> Vec<BusyInterval> {
     // A sweep over the boundaries: +1 where an interval starts, -1 where it ends.
-    let mut edges: Vec<(DateTime<Utc>, bool, i32)> = Vec::new();
+    let mut edges: Vec<Edge> = Vec::new();
     for i in intervals {
         let (start, end) = (i.start.max(from), i.end.min(to));
         if start < end {
@@ -107,8 +107,129 @@ pub fn merge(
             edges.push((end, i.tentative, -1));
         }
     }
-    // Stable sort: runs in the input (each calendar's sorted intervals) are merged, not re-sorted.
-    edges.sort_by_key(|&(at, _, _)| at);
+    edges.sort_unstable_by_key(|&(at, _, _)| at);
+    sweep(&edges)
+}
+
+/// One interval boundary: the instant, whether the interval is tentative, +1 for a start and
+/// -1 for an end.
+type Edge = (DateTime<Utc>, bool, i32);
+
+/// [`merge`] of lists that are each merged already (sorted and disjoint, as [`merge`] answers
+/// them: one calendar's busy time). Busy time is the union of the lists' busy intervals,
+/// tentative time the union of their tentative ones less the busy time; each union is built
+/// in linear pairwise passes, never sorted. This is a busy query over many calendars.
+pub(crate) fn merge_lists(lists: &[&[BusyInterval]], from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<BusyInterval> {
+    let clip = |i: &BusyInterval| {
+        let (start, end) = (i.start.max(from), i.end.min(to));
+        (start < end).then_some((start, end))
+    };
+    let part = |tentative: bool| -> Vec<Vec<Span>> {
+        lists
+            .iter()
+            .map(|list| list.iter().filter(|i| i.tentative == tentative).filter_map(clip).collect::<Vec<Span>>())
+            .filter(|l| !l.is_empty())
+            .collect()
+    };
+    let busy = union_all(part(false));
+    let tentative = union_all(part(true));
+    if tentative.is_empty() {
+        return busy.into_iter().map(|(s, e)| BusyInterval::new(s, e, false)).collect();
+    }
+    // Tentative time outside the busy time, interleaved with it in order.
+    let mut out = Vec::with_capacity(busy.len() + tentative.len());
+    let mut b = busy.iter().peekable();
+    for &(mut start, end) in &tentative {
+        while let Some(&&(bs, be)) = b.peek() {
+            if be <= start {
+                out.push(BusyInterval::new(bs, be, false));
+                b.next();
+                continue;
+            }
+            if bs >= end {
+                break;
+            }
+            // The busy interval overlaps this tentative one: the part before it is tentative.
+            if bs > start {
+                out.push(BusyInterval::new(start, bs, true));
+            }
+            start = start.max(be);
+            if be > end {
+                break;
+            }
+            out.push(BusyInterval::new(bs, be, false));
+            b.next();
+        }
+        if start < end {
+            out.push(BusyInterval::new(start, end, true));
+        }
+    }
+    out.extend(b.map(|&(s, e)| BusyInterval::new(s, e, false)));
+    out
+}
+
+/// A plain time span.
+type Span = (DateTime<Utc>, DateTime<Utc>);
+
+/// The union of sorted, disjoint lists of spans: sorted, disjoint, and spans that touch or
+/// overlap joined.
+fn union_all(mut runs: Vec<Vec<Span>>) -> Vec<Span> {
+    while runs.len() > 1 {
+        let mut next = Vec::with_capacity(runs.len().div_ceil(2));
+        let mut pairs = runs.into_iter();
+        while let Some(a) = pairs.next() {
+            next.push(match pairs.next() {
+                Some(b) => union_two(&a, &b),
+                None => a,
+            });
+        }
+        runs = next;
+    }
+    let mut one = runs.pop().unwrap_or_default();
+    // A single list may still hold spans that touch (a calendar's busy spans cut by tentative
+    // ones that were filtered out do not, but join anyway).
+    one.dedup_by(|next, last| {
+        if next.0 <= last.1 {
+            last.1 = last.1.max(next.1);
+            true
+        } else {
+            false
+        }
+    });
+    one
+}
+
+/// The union of two sorted, disjoint lists of spans, joining spans that touch or overlap.
+fn union_two(a: &[Span], b: &[Span]) -> Vec<Span> {
+    let mut out: Vec<Span> = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    loop {
+        let next = match (a.get(i), b.get(j)) {
+            (Some(x), Some(y)) if y.0 < x.0 => {
+                j += 1;
+                *y
+            }
+            (Some(x), _) => {
+                i += 1;
+                *x
+            }
+            (None, Some(y)) => {
+                j += 1;
+                *y
+            }
+            (None, None) => break,
+        };
+        match out.last_mut() {
+            Some(last) if next.0 <= last.1 => last.1 = last.1.max(next.1),
+            _ => out.push(next),
+        }
+    }
+    out
+}
+
+/// The sweep over edges in time order: busy where any busy interval is open, else tentative
+/// where a tentative one is.
+fn sweep(edges: &[Edge]) -> Vec<BusyInterval> {
     let mut out: Vec<BusyInterval> = Vec::new();
     let (mut busy, mut tentative) = (0i64, 0i64);
     let mut open: Option<(DateTime<Utc>, bool)> = None;
@@ -243,5 +364,38 @@ mod tests {
             ]
         );
         assert_eq!(spans(&merged), [(h(8), h(13))]);
+    }
+
+    /// Lists merged each (one per calendar) merge pairwise to what sorting all their
+    /// intervals gives, for lists of any count, lengths, overlaps and tentative mixes.
+    #[test]
+    fn merging_merged_lists_equals_merging_everything() {
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let base = h(0);
+        for round in 0..300 {
+            let k = 1 + next(7);
+            let mut lists = Vec::new();
+            let mut all = Vec::new();
+            for _ in 0..k {
+                let raw: Vec<BusyInterval> = (0..next(30))
+                    .map(|_| {
+                        let s = i64::try_from(next(500)).unwrap();
+                        let len = i64::try_from(next(40)).unwrap();
+                        let at = |m: i64| base + chrono::Duration::minutes(m);
+                        BusyInterval::new(at(s), at(s + len), next(3) == 0)
+                    })
+                    .collect();
+                all.extend(raw.iter().copied());
+                lists.push(merge(raw, h(1), h(7)));
+            }
+            let refs: Vec<&[BusyInterval]> = lists.iter().map(Vec::as_slice).collect();
+            assert_eq!(merge_lists(&refs, h(1), h(7)), merge(all, h(1), h(7)), "round {round}");
+        }
     }
 }

@@ -334,6 +334,13 @@ impl Expander {
 
         let ex = Exclusions::of(self, master, zone);
 
+        // An occurrence is one instance: two walls naming one recurrence id (an hourly rule on
+        // an all-day series; two local times a DST gap moves onto one instant) keep the first.
+        // Walls come in order and their ids mostly ascend, so a set is built only when one
+        // does not.
+        let mut highest: Option<RecurrenceId> = None;
+        let mut emitted: HashSet<RecurrenceId> = HashSet::new();
+        let mut collapsed = 0usize;
         for wall in walls {
             let original = exact.get(&wall).copied().unwrap_or_else(|| zone.to_utc(wall));
             if ex.day.contains(&wall.date()) || ex.wall.contains(&wall) || ex.instant.contains(&original) {
@@ -353,9 +360,35 @@ impl Expander {
                 _ => Self::span(zone, start, start_wall, props.length),
             };
             if overlaps(start, end, from, to) {
+                let rid = rid_of(wall, original);
+                let fresh = match highest {
+                    Some(h) if rid <= h => {
+                        if emitted.is_empty() {
+                            emitted.extend(out.instances.iter().map(|i| i.recurrence_id));
+                        }
+                        emitted.insert(rid)
+                    }
+                    _ => {
+                        if !emitted.is_empty() {
+                            emitted.insert(rid);
+                        }
+                        highest = Some(rid);
+                        true
+                    }
+                };
+                if !fresh {
+                    collapsed += 1;
+                    continue;
+                }
                 let busy = Busy::of(props.details.status.as_ref(), props.details.transparency, start, end);
-                out.instances.push(Instance { recurrence_id: rid_of(wall, original), start, end, busy });
+                out.instances.push(Instance { recurrence_id: rid, start, end, busy });
             }
+        }
+        if collapsed > 0 {
+            out.diagnostics.push(format!(
+                "{collapsed} occurrence(s) name the recurrence id of an earlier one (a sub-daily rule on an all-day \
+                 series, or local times a DST change moves onto one instant); the first is kept"
+            ));
         }
         for (rid, d) in &series.overrides {
             // An override of an occurrence the master's EXDATE removes is stale (the master was

@@ -12,5 +12,6 @@ mod busy;
 mod expand;
 mod rule;
 
+pub(crate) use busy::merge_lists;
 pub use busy::{Busy, BusyInterval, merge, spans};
 pub use expand::{DEFAULT_MAX_INSTANCES, Expander, Expansion, Instance, Series};

@@ -14,7 +14,7 @@ use chrono::{DateTime, Duration, DurationRound as _, Utc};
 use crate::details::EventDetails;
 use crate::error::{Error, ErrorKind, Result};
 use crate::id::{CalendarId, RecurrenceId, Uid};
-use crate::recur::{Busy, BusyInterval, Expander, Series, merge, spans};
+use crate::recur::{Busy, BusyInterval, Expander, Series, merge, merge_lists, spans};
 pub(crate) use crate::stores::columns::for_expansion;
 use crate::value::tz::Zone;
 
@@ -199,14 +199,8 @@ pub(crate) fn expanded_busy(
 }
 
 /// The writes that take `stored` rows to `wanted` ones (both of one series): upserts of new or
-/// changed rows, and the recurrence ids of rows to delete. Equal rows are not written.
-pub(crate) fn diff(stored: Vec<InstanceRow>, wanted: Vec<InstanceRow>) -> (Vec<InstanceRow>, Vec<String>) {
-    let (upserts, removed) = changes(stored, wanted);
-    (upserts.into_iter().map(|(new, _)| new).collect(), removed.into_iter().map(|r| r.rid).collect())
-}
-
-/// [`diff`] with the rows it replaces: each upsert with the stored row it changes (`None` for
-/// a new one), and the removed rows whole, sorted by recurrence id.
+/// changed rows, each with the stored row it changes (`None` for a new one), and the rows to
+/// delete, sorted by recurrence id. Equal rows are not written.
 pub(crate) fn changes(
     stored: Vec<InstanceRow>,
     wanted: Vec<InstanceRow>,
@@ -256,18 +250,28 @@ pub struct BusyAnswer {
 
 impl BusyAnswer {
     /// Builds the answer from each calendar's busy intervals (any order).
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))] // SQLite reads its lists merged
     pub(crate) fn of(
         per_calendar: Vec<(CalendarId, Vec<BusyInterval>)>,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Self {
-        let mut calendars = BTreeMap::new();
-        let mut all = Vec::new();
-        for (cal, intervals) in per_calendar {
-            all.extend(intervals.iter().copied());
-            calendars.insert(cal, merge(intervals, from, to));
-        }
-        Self { calendars, merged: merge(all, from, to), ..Self::default() }
+        let merged = per_calendar.into_iter().map(|(cal, intervals)| (cal, merge(intervals, from, to))).collect();
+        Self::of_merged(merged, from, to)
+    }
+
+    /// Builds the answer from each calendar's busy intervals, already merged and clipped to
+    /// `[from, to)` (as [`merge`] gives them).
+    pub(crate) fn of_merged(
+        per_calendar: Vec<(CalendarId, Vec<BusyInterval>)>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Self {
+        let merged = match per_calendar.as_slice() {
+            [(_, one)] => one.clone(),
+            many => merge_lists(&many.iter().map(|(_, i)| i.as_slice()).collect::<Vec<_>>(), from, to),
+        };
+        Self { calendars: per_calendar.into_iter().collect(), merged, ..Self::default() }
     }
 
     /// The merged busy time as plain spans (tentative counted as busy).
@@ -290,10 +294,10 @@ mod tests {
     fn diff_writes_only_changed_rows() {
         let stored = vec![row("a", 9, true), row("b", 10, true), row("c", 11, true)];
         let wanted = vec![row("a", 9, true), row("b", 12, true), row("d", 13, false)];
-        let (upserts, deletes) = diff(stored.clone(), wanted);
-        assert_eq!(upserts, [row("b", 12, true), row("d", 13, false)]);
-        assert_eq!(deletes, ["c"]);
-        assert_eq!(diff(stored.clone(), stored), (vec![], vec![]));
+        let (upserts, deletes) = changes(stored.clone(), wanted);
+        assert_eq!(upserts, [(row("b", 12, true), Some(row("b", 10, true))), (row("d", 13, false), None)]);
+        assert_eq!(deletes, [row("c", 11, true)]);
+        assert_eq!(changes(stored.clone(), stored), (vec![], vec![]));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::error::Result;
 use crate::id::{CalendarId, Uid};
 use crate::recur::BusyInterval;
 use crate::stores::instances::{
-    BusyAnswer, Components, InstanceConfig, InstanceRow, Touched, diff, expanded_busy, for_expansion, parse_rid,
+    BusyAnswer, Components, InstanceConfig, InstanceRow, Touched, changes, expanded_busy, for_expansion, parse_rid,
     rows_of,
 };
 use crate::value::tz::Zone;
@@ -160,11 +160,11 @@ struct Writes {
 
 impl Writes {
     fn add(&mut self, uid: &str, stored: Vec<InstanceRow>, wanted: Vec<InstanceRow>) {
-        let (upserts, deletes) = diff(stored, wanted);
-        self.upsert(uid, upserts);
-        for rid in deletes {
+        let (upserts, removed) = changes(stored, wanted);
+        self.upsert(uid, upserts.into_iter().map(|(new, _)| new).collect());
+        for r in removed {
             self.gone_uid.push(uid.to_owned());
-            self.gone_rid.push(rid);
+            self.gone_rid.push(r.rid);
         }
     }
 

@@ -10,7 +10,7 @@ use super::spans::{self, Months};
 use super::sql::{TimeText, storage};
 use crate::error::{Error, ErrorKind, Result};
 use crate::id::CalendarId;
-use crate::recur::BusyInterval;
+use crate::recur::{BusyInterval, merge};
 use crate::stores::instances::{
     BusyAnswer, Components, InstanceConfig, InstanceRow, SlideReport, Touched, changes, expanded_busy, for_expansion,
     parse_rid, rows_of,
@@ -412,17 +412,17 @@ pub(super) fn busy(
             stored.as_ref().filter(|h| config.is_some() && h.zone == zone.name() && h.from <= from && to <= h.to);
         let intervals = match covered {
             Some(h) if h.months_built => spans::read(conn, name, from, to)?,
-            Some(_) => from_instances(conn, cal, (f.as_str(), t.as_str()))?,
+            Some(_) => merge(from_instances(conn, cal, (f.as_str(), t.as_str()))?, from, to),
             None => {
                 expanded = true;
                 let zoned = config.map_or_else(InstanceConfig::new, |c| *c).zone(zone).expander();
                 let series = candidates(conn, name, Some(from), to)?;
-                expanded_busy(&zoned, name, series, (from, to), &mut expanded_rows, &mut warnings)
+                merge(expanded_busy(&zoned, name, series, (from, to), &mut expanded_rows, &mut warnings), from, to)
             }
         };
         per.push((cal.clone(), intervals));
     }
-    let mut answer = BusyAnswer::of(per, from, to);
+    let mut answer = BusyAnswer::of_merged(per, from, to);
     answer.unknown = unknown;
     answer.expanded = expanded;
     answer.warnings = warnings;

@@ -27,9 +27,9 @@ CREATE TABLE IF NOT EXISTS busy_months (
 ALTER TABLE calendars ADD COLUMN busy_months INTEGER;
 ";
 
-/// One span's size in the `spans` blob: start and end (seconds since the epoch, little-endian
-/// i64) and a tentative flag.
-const SPAN: usize = 17;
+/// One span's size in the `spans` blob: start and end (seconds since the month's start,
+/// little-endian u32) and a tentative flag.
+const SPAN: usize = 9;
 
 /// A month number: `year * 12 + month - 1`, in UTC.
 pub(super) fn month_of(t: DateTime<Utc>) -> i64 {
@@ -74,31 +74,43 @@ impl Months {
     }
 }
 
-fn encode(spans: &[BusyInterval]) -> Vec<u8> {
+/// The spans of month `m` (merged inside it) as a blob.
+fn encode(m: i64, spans: &[BusyInterval]) -> Vec<u8> {
+    let Some(base) = month_start(m) else { return Vec::new() };
+    let offset = |t: DateTime<Utc>| u32::try_from((t - base).num_seconds()).unwrap_or(0);
     let mut out = Vec::with_capacity(spans.len() * SPAN);
     for s in spans {
-        out.extend_from_slice(&s.start.timestamp().to_le_bytes());
-        out.extend_from_slice(&s.end.timestamp().to_le_bytes());
+        out.extend_from_slice(&offset(s.start).to_le_bytes());
+        out.extend_from_slice(&offset(s.end).to_le_bytes());
         out.push(u8::from(s.tentative));
     }
     out
 }
 
-/// Decodes a `spans` blob, appending to `out`.
+/// Decodes the `spans` blob of month `m`, appending to `out`. Times are rebuilt from the
+/// month's days (a table of 32 dates), not from a timestamp each: this is the busy query's
+/// inner loop.
 ///
 /// # Errors
-/// A storage error when the blob is not a whole number of spans or holds a time out of range.
-fn decode(calendar: &str, blob: &[u8], out: &mut Vec<BusyInterval>) -> Result<()> {
+/// A storage error when the blob is not a whole number of spans or a time leaves the month.
+fn decode(calendar: &str, m: i64, blob: &[u8], out: &mut Vec<BusyInterval>) -> Result<()> {
     let bad = || Error::new(ErrorKind::Storage, format!("sqlite: unreadable busy_months row of {calendar}"));
+    let base = month_start(m).ok_or_else(bad)?;
+    let first = base.date_naive();
+    let days: Vec<NaiveDate> = first.iter_days().take(32).collect();
+    let at = |b: &[u8]| -> Option<DateTime<Utc>> {
+        let secs = u32::from_le_bytes(<[u8; 4]>::try_from(b).ok()?);
+        let date = *days.get(usize::try_from(secs / 86_400).ok()?)?;
+        let time = chrono::NaiveTime::from_num_seconds_from_midnight_opt(secs % 86_400, 0)?;
+        Some(date.and_time(time).and_utc())
+    };
     let chunks = blob.chunks_exact(SPAN);
     if !chunks.remainder().is_empty() {
         return Err(bad());
     }
     for chunk in chunks {
-        let (start, rest) = chunk.split_at(8);
-        let (end, flag) = rest.split_at(8);
-        let secs = |b: &[u8]| <[u8; 8]>::try_from(b).ok().map(i64::from_le_bytes);
-        let at = |b: &[u8]| secs(b).and_then(|s| DateTime::<Utc>::from_timestamp(s, 0));
+        let (start, rest) = chunk.split_at(4);
+        let (end, flag) = rest.split_at(4);
         let (Some(start), Some(end)) = (at(start), at(end)) else { return Err(bad()) };
         out.push(BusyInterval::new(start, end, flag.first().is_some_and(|&f| f != 0)));
     }
@@ -139,7 +151,7 @@ pub(super) fn refresh(conn: &Connection, calendar: &str, months: &Months) -> Res
                 }
             }
         }
-        let blob = encode(&merge(intervals, a, b));
+        let blob = encode(m, &merge(intervals, a, b));
         let old: Option<Vec<u8>> = match stored.query_row(params![calendar, m], |r| r.get(0)) {
             Ok(b) => Some(b),
             Err(rusqlite::Error::QueryReturnedNoRows) => None,
@@ -183,16 +195,17 @@ pub(super) fn read(
 ) -> Result<Vec<BusyInterval>> {
     let mut stmt = conn
         .prepare_cached(
-            "SELECT spans FROM busy_months WHERE calendar_id = ?1 AND month >= ?2 AND month <= ?3 ORDER BY month",
+            "SELECT month, spans FROM busy_months WHERE calendar_id = ?1 AND month >= ?2 AND month <= ?3 ORDER BY month",
         )
         .map_err(storage("prepare"))?;
     let last = month_of(to - chrono::Duration::seconds(1));
     let mut rows = stmt.query(params![calendar, month_of(from), last]).map_err(storage("busy query"))?;
     let mut pieces = Vec::new();
     while let Some(row) = rows.next().map_err(storage("busy query"))? {
+        let m: i64 = row.get(0).map_err(storage("busy query"))?;
         let blob =
-            row.get_ref(0).map_err(storage("busy query"))?.as_blob().map_err(|e| storage("busy query")(e.into()))?;
-        decode(calendar, blob, &mut pieces)?;
+            row.get_ref(1).map_err(storage("busy query"))?.as_blob().map_err(|e| storage("busy query")(e.into()))?;
+        decode(calendar, m, blob, &mut pieces)?;
     }
     // Months are merged inside themselves: join what meets at a month's edge, then clip.
     let mut out: Vec<BusyInterval> = Vec::with_capacity(pieces.len());
@@ -225,13 +238,17 @@ mod tests {
             m.months.iter().map(|&x| month_start(x).unwrap()).collect::<Vec<_>>(),
             [t("2026-11-01T00:00:00Z"), t("2027-01-01T00:00:00Z")]
         );
-        let spans = [BusyInterval::new(t("2026-12-01T09:00:00Z"), t("2026-12-01T10:00:00Z"), true)];
+        let dec = month_of(t("2026-12-01T00:00:00Z"));
+        let spans = [
+            BusyInterval::new(t("2026-12-01T00:00:00Z"), t("2026-12-01T10:00:00Z"), true),
+            BusyInterval::new(t("2026-12-31T09:00:01Z"), t("2027-01-01T00:00:00Z"), false),
+        ];
         let mut back = Vec::new();
-        decode("c", &encode(&spans), &mut back).unwrap();
+        decode("c", dec, &encode(dec, &spans), &mut back).unwrap();
         assert_eq!(back, spans);
-        assert_eq!(decode("c", &[0u8; 5], &mut back).unwrap_err().kind(), ErrorKind::Storage);
+        assert_eq!(decode("c", dec, &[0u8; 5], &mut back).unwrap_err().kind(), ErrorKind::Storage);
         let mut far = [0u8; SPAN];
-        far[..8].copy_from_slice(&i64::MAX.to_le_bytes());
-        assert_eq!(decode("c", &far, &mut back).unwrap_err().kind(), ErrorKind::Storage);
+        far[..4].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(decode("c", dec, &far, &mut back).unwrap_err().kind(), ErrorKind::Storage);
     }
 }
