@@ -112,6 +112,15 @@ pub(crate) fn busy_merge(data: &[u8]) -> bool {
     for pair in plain.windows(2) {
         assert!(pair[0].1 < pair[1].0, "spans touch: {plain:?}");
     }
+    // A busy query's path: the input dealt to three calendars, each merged, then the merged
+    // lists merged by unions; the same answer.
+    let mut dealt: [Vec<BusyInterval>; 3] = Default::default();
+    for (n, i) in input.iter().enumerate() {
+        dealt[n % 3].push(*i);
+    }
+    let lists: Vec<Vec<BusyInterval>> = dealt.into_iter().map(|d| merge(d, from, to)).collect();
+    let refs: Vec<&[BusyInterval]> = lists.iter().map(Vec::as_slice).collect();
+    assert_eq!(calscope::__fuzz::merge_lists(&refs, from, to), merged, "merging merged lists differs");
     !merged.is_empty()
 }
 

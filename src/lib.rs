@@ -180,6 +180,17 @@ pub mod busy {
 pub mod __fuzz {
     #[cfg(feature = "caldav")]
     pub use crate::providers::caldav::fuzz_multistatus;
+
+    /// The merge of calendars' merged busy lists a busy query runs (`merge` of each list's
+    /// intervals must equal it).
+    #[must_use]
+    pub fn merge_lists(
+        lists: &[&[crate::BusyInterval]],
+        from: chrono::DateTime<chrono::Utc>,
+        to: chrono::DateTime<chrono::Utc>,
+    ) -> Vec<crate::BusyInterval> {
+        crate::recur::merge_lists(lists, from, to)
+    }
 }
 
 #[cfg(doctest)]
