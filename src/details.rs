@@ -14,10 +14,16 @@ use serde::{Deserialize, Serialize};
 
 use crate::value::date::{basic_date, basic_date_time, duration_seconds};
 use crate::value::lines::{ContentLine, Lines};
-use crate::value::tz;
+use crate::value::tz::{self, ZoneAliases};
 
 /// Parses the top-level properties of `raw` (nested components such as VALARM are skipped).
 pub(crate) fn parse(raw: &str) -> EventDetails {
+    parse_in(raw, &ZoneAliases::NONE)
+}
+
+/// [`parse`], reading TZIDs the feed defined itself through `zones` (the tz database zone each
+/// definition matches): such a time is [`EventTime::Zoned`] under that zone's IANA name.
+pub(crate) fn parse_in(raw: &str, zones: &ZoneAliases) -> EventDetails {
     let mut out = EventDetails::default();
     let mut depth = 0usize;
     let mut lines = Lines::new(raw.as_bytes());
@@ -33,7 +39,7 @@ pub(crate) fn parse(raw: &str) -> EventDetails {
         } else if cl.is(b"END") {
             depth = depth.saturating_sub(1);
         } else if depth == 1 {
-            apply(&mut out, &cl);
+            apply(&mut out, &cl, zones);
         }
     }
     out
@@ -53,7 +59,7 @@ fn text(value: &[u8]) -> String {
     }
 }
 
-fn apply(out: &mut EventDetails, cl: &ContentLine<'_>) {
+fn apply(out: &mut EventDetails, cl: &ContentLine<'_>, zones: &ZoneAliases) {
     let value = cl.value;
     if cl.is(b"SUMMARY") {
         out.summary = Some(text(value));
@@ -62,9 +68,9 @@ fn apply(out: &mut EventDetails, cl: &ContentLine<'_>) {
     } else if cl.is(b"LOCATION") {
         out.location = Some(text(value));
     } else if cl.is(b"DTSTART") {
-        out.start = time(out, cl);
+        out.start = time(out, cl, zones);
     } else if cl.is(b"DTEND") {
-        out.end = time(out, cl);
+        out.end = time(out, cl, zones);
     } else if cl.is(b"DURATION") {
         let value = lossy(value);
         match duration_seconds(&value) {
@@ -77,11 +83,11 @@ fn apply(out: &mut EventDetails, cl: &ContentLine<'_>) {
             out.rrule.push(value.into_owned());
         }
     } else if cl.is(b"RDATE") {
-        let list = times(out, cl);
+        let list = times(out, cl, zones);
         out.rdate.extend(list);
-        periods(out, cl);
+        periods(out, cl, zones);
     } else if cl.is(b"EXDATE") {
-        let list = times(out, cl);
+        let list = times(out, cl, zones);
         out.exdate.extend(list);
     } else if cl.is(b"SEQUENCE") {
         out.sequence = lossy(value).trim().parse().ok();
@@ -119,9 +125,9 @@ fn person(cl: &ContentLine<'_>) -> Person {
     }
 }
 
-fn time(out: &mut EventDetails, cl: &ContentLine<'_>) -> Option<EventTime> {
+fn time(out: &mut EventDetails, cl: &ContentLine<'_>, zones: &ZoneAliases) -> Option<EventTime> {
     let value = lossy(cl.value);
-    let parsed = time_value(cl, &value);
+    let parsed = time_value(cl, &value, zones);
     match &parsed {
         None => out.problems.push(format!("unreadable {} {value:?}", lossy(cl.name))),
         Some(t) => note_unknown_zone(out, t),
@@ -129,13 +135,13 @@ fn time(out: &mut EventDetails, cl: &ContentLine<'_>) -> Option<EventTime> {
     parsed
 }
 
-fn times(out: &mut EventDetails, cl: &ContentLine<'_>) -> Vec<EventTime> {
+fn times(out: &mut EventDetails, cl: &ContentLine<'_>, zones: &ZoneAliases) -> Vec<EventTime> {
     let mut list = Vec::new();
     let value = lossy(cl.value);
     for part in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         // A PERIOD (`start/end` or `start/duration`): its start is the instance.
         let start = part.split('/').next().unwrap_or(part);
-        match time_value(cl, start) {
+        match time_value(cl, start, zones) {
             Some(t) => {
                 note_unknown_zone(out, &t);
                 list.push(t);
@@ -148,16 +154,16 @@ fn times(out: &mut EventDetails, cl: &ContentLine<'_>) -> Vec<EventTime> {
 
 /// The ends of RDATE;VALUE=PERIOD values (`start/end` or `start/duration`); their starts are in
 /// `rdate` already.
-fn periods(out: &mut EventDetails, cl: &ContentLine<'_>) {
+fn periods(out: &mut EventDetails, cl: &ContentLine<'_>, zones: &ZoneAliases) {
     let value = lossy(cl.value);
     for part in value.split(',').map(str::trim) {
         let Some((start, end)) = part.split_once('/') else { continue };
-        let Some(start) = time_value(cl, start) else { continue };
+        let Some(start) = time_value(cl, start, zones) else { continue };
         let end = end.trim();
         let end = if end.starts_with(['P', 'p', '-', '+']) {
             duration_seconds(end).map(PeriodEnd::Seconds)
         } else {
-            time_value(cl, end).map(PeriodEnd::At)
+            time_value(cl, end, zones).map(PeriodEnd::At)
         };
         match end {
             Some(end) => out.rdate_periods.push(RdatePeriod { start, end }),
@@ -169,7 +175,7 @@ fn periods(out: &mut EventDetails, cl: &ContentLine<'_>) {
 /// A DATE or DATE-TIME value under the line's TZID parameter. A DATE-TIME under VALUE=DATE is
 /// read as a DATE-TIME (venue feeds write it); a value ending in `Z` is UTC even when a TZID is
 /// given.
-fn time_value(cl: &ContentLine<'_>, value: &str) -> Option<EventTime> {
+fn time_value(cl: &ContentLine<'_>, value: &str, zones: &ZoneAliases) -> Option<EventTime> {
     let value = value.trim();
     if let Some(date) = basic_date(value) {
         return Some(EventTime::Date { date });
@@ -181,8 +187,16 @@ fn time_value(cl: &ContentLine<'_>, value: &str) -> Option<EventTime> {
     Some(match cl.param(b"TZID") {
         Some(tzid) => {
             let tzid = lossy(tzid).into_owned();
-            let utc = tz::resolve(&tzid).map(|zone| tz::to_utc(zone, local));
-            EventTime::Zoned { local, tzid, utc }
+            match tz::resolve(&tzid) {
+                Some(zone) => EventTime::Zoned { local, utc: Some(tz::to_utc(zone, local)), tzid },
+                // A zone only the feed defines: under the name of the zone it matches.
+                None => match zones.resolve(&tzid) {
+                    Some(zone) => {
+                        EventTime::Zoned { local, utc: Some(tz::to_utc(zone, local)), tzid: zone.name().to_owned() }
+                    }
+                    None => EventTime::Zoned { local, tzid, utc: None },
+                },
+            }
         }
         None => EventTime::Floating { local },
     })

@@ -14,6 +14,7 @@ use crate::fingerprint::{
 };
 use crate::id::{CalendarId, Etag, EventKey, Href, KeyDigest, RecurrenceId, Uid};
 use crate::value::lines::{ContentLine, Lines};
+use crate::value::tz::ZoneAliases;
 
 /// Deepest component nesting [`Event::from_ics`] accepts (VEVENT > VALARM is 2).
 pub const MAX_COMPONENT_DEPTH: usize = 8;
@@ -37,6 +38,8 @@ pub struct Event {
     etag: Option<Etag>,
     raw: RawText,
     details: OnceLock<Arc<EventDetails>>,
+    /// The zones its feed defined under names the tz database does not know.
+    zones: Option<Arc<ZoneAliases>>,
 }
 
 /// An event's text: a range of a shared buffer (a whole feed) or a buffer of its own.
@@ -130,6 +133,20 @@ impl Event {
             etag: None,
             raw,
             details: OnceLock::new(),
+            zones: None,
+        }
+    }
+
+    /// Reads TZIDs its feed defined itself through `zones` (before its details are parsed).
+    pub(crate) fn set_zones(&mut self, zones: &Arc<ZoneAliases>) {
+        self.zones = Some(Arc::clone(zones));
+        self.details = OnceLock::new();
+    }
+
+    fn parse_raw(&self) -> EventDetails {
+        match &self.zones {
+            Some(zones) => details::parse_in(self.raw(), zones),
+            None => details::parse(self.raw()),
         }
     }
 
@@ -263,7 +280,7 @@ impl Event {
     /// [`EventDetails::problems`].
     #[must_use]
     pub fn details(&self) -> &EventDetails {
-        self.details.get_or_init(|| Arc::new(details::parse(self.raw())))
+        self.details.get_or_init(|| Arc::new(self.parse_raw()))
     }
 
     /// The fields hosts schedule with, parsed now and not kept: stores that write many events
@@ -273,7 +290,7 @@ impl Event {
     pub fn parse_details(&self) -> EventDetails {
         match self.details.get() {
             Some(details) => EventDetails::clone(details),
-            None => details::parse(self.raw()),
+            None => self.parse_raw(),
         }
     }
 
@@ -460,6 +477,7 @@ impl<'de> Deserialize<'de> for Event {
             etag: r.etag,
             raw: RawText::owned(r.raw),
             details: OnceLock::new(),
+            zones: None,
         })
     }
 }

@@ -283,3 +283,71 @@ async fn busy_months_join_at_month_edges_and_upgraded_stores_build_them() {
     assert!(take_month_writes(with.store()).is_empty());
     remove_db(&path);
 }
+
+/// A feed's own VTIMEZONE under a name the tz database does not know (`US-Eastern`, as Lotus
+/// Notes and old exporters write): its events read their times in the zone the definition
+/// matches, and a weekly series crossing the next US change to summer time keeps 09:00 local
+/// (14:00Z, then 13:00Z). The same from `instances` (written by the apply, with the feed's
+/// definitions at hand) and from stored events alone (a window past the horizon, or another
+/// zone, expanded from `events`, whose `tzid` column holds the matched zone).
+#[tokio::test]
+async fn a_feeds_own_vtimezone_holds_in_expansion_from_stored_events() {
+    use chrono::Datelike as _;
+    // The next second Sunday of March at least ten days away, and the Thursday ten days before.
+    let soon = today() + Duration::days(10);
+    let year = if soon.month() < 3 { soon.year() } else { soon.year() + 1 };
+    let march = chrono::NaiveDate::from_ymd_opt(year, 3, 1).unwrap();
+    let change = march + Duration::days(i64::from((7 - march.weekday().num_days_from_sunday()) % 7) + 7);
+    let first = change - Duration::days(10);
+    let d = |date: chrono::NaiveDate| date.format("%Y%m%d").to_string();
+    let feed = format!(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\n\
+BEGIN:VTIMEZONE\r\nTZID:US-Eastern\r\nBEGIN:STANDARD\r\nDTSTART:19671029T020000\r\nRRULE:FREQ=YEARLY;BYDAY=1SU;BYMONTH=11\r\nTZOFFSETFROM:-0400\r\nTZOFFSETTO:-0500\r\nTZNAME:EST\r\nEND:STANDARD\r\n\
+BEGIN:DAYLIGHT\r\nDTSTART:19870405T020000\r\nRRULE:FREQ=YEARLY;BYDAY=2SU;BYMONTH=3\r\nTZOFFSETFROM:-0500\r\nTZOFFSETTO:-0400\r\nTZNAME:EDT\r\nEND:DAYLIGHT\r\nEND:VTIMEZONE\r\n\
+BEGIN:VEVENT\r\nUID:weekly@notes\r\nDTSTAMP:20260101T000000Z\r\nDTSTART;TZID=US-Eastern:{f}T090000\r\nDTEND;TZID=US-Eastern:{f}T093000\r\nRRULE:FREQ=WEEKLY;COUNT=3\r\nSUMMARY:Standup\r\nEND:VEVENT\r\n\
+BEGIN:VEVENT\r\nUID:far@notes\r\nDTSTAMP:20260101T000000Z\r\nDTSTART;TZID=US-Eastern:{y}0715T090000\r\nDTEND;TZID=US-Eastern:{y}0715T100000\r\nRRULE:FREQ=DAILY;COUNT=2\r\nSUMMARY:Later\r\nEND:VEVENT\r\n\
+END:VCALENDAR\r\n",
+        f = d(first),
+        y = year + 3
+    );
+    let cal = CalendarId::new("notes").unwrap();
+    let read = calscope::ics::read_feed(&cal, feed.as_bytes(), &calscope::ics::ReadOptions::default()).unwrap();
+    let weekly = read.events.iter().find(|e| e.key().uid.as_str() == "weekly@notes").unwrap();
+    match &weekly.details().start {
+        Some(calscope::EventTime::Zoned { utc: Some(utc), .. }) => assert_eq!(utc.format("%H:%M").to_string(), "14:00"),
+        other => panic!("the feed's zone was not applied: {other:?}"),
+    }
+    let engine = Engine::new(SqliteStore::open_in_memory().unwrap());
+    let source = calscope::IcsSource::from_bytes(cal.clone(), feed.as_bytes().to_vec());
+    let r = engine.sync(&source, &cal).await;
+    assert!(r.is_ok(), "{r:?}");
+    let spans = |a: &calscope::BusyAnswer| {
+        a.merged
+            .iter()
+            .map(|i| format!("{}/{}", i.start.format("%m-%dT%H:%M"), i.end.format("%H:%M")))
+            .collect::<Vec<_>>()
+    };
+    let day = |date: chrono::NaiveDate| date.format("%m-%d").to_string();
+    let window = (
+        first.and_hms_opt(0, 0, 0).unwrap().and_utc(),
+        (change + Duration::days(10)).and_hms_opt(0, 0, 0).unwrap().and_utc(),
+    );
+    let expected = [
+        format!("{}T14:00/14:30", day(first)),
+        format!("{}T14:00/14:30", day(first + Duration::days(7))),
+        format!("{}T13:00/13:30", day(first + Duration::days(14))),
+    ];
+    // From `instances`.
+    let a = engine.store().busy(&[cal.clone()], window.0, window.1, Zone::UTC).await.unwrap();
+    assert!(!a.expanded);
+    assert_eq!(spans(&a), expected, "{:?}", a.warnings);
+    // In another zone than the instances were written in: expanded from the stored events.
+    let b = engine.store().busy(&[cal.clone()], window.0, window.1, Zone::named("Asia/Tokyo").unwrap()).await.unwrap();
+    assert!(b.expanded);
+    assert_eq!(spans(&b), expected, "{:?}", b.warnings);
+    // Past the horizon (a July, so summer time): expanded too.
+    let july = chrono::NaiveDate::from_ymd_opt(year + 3, 7, 1).unwrap().and_hms_opt(0, 0, 0).unwrap().and_utc();
+    let c = engine.store().busy(&[cal.clone()], july, july + Duration::days(31), Zone::UTC).await.unwrap();
+    assert!(c.expanded);
+    assert_eq!(spans(&c), ["07-15T13:00/14:00", "07-16T13:00/14:00"], "{:?}", c.warnings);
+}

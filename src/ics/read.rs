@@ -250,6 +250,15 @@ fn read_feed_inner(
     }
     let mut events = std::mem::take(&mut reader.events);
     events.shrink_to_fit();
+    // TZIDs only this feed defines: its events read them as the zone each definition matches.
+    let (aliases, note) = reader.zones.aliases();
+    reader.warnings.extend(note);
+    if !aliases.is_empty() {
+        let aliases = Arc::new(aliases);
+        for e in &mut events {
+            e.set_zones(&aliases);
+        }
+    }
     let offsets = std::mem::take(&mut reader.offsets);
     reader.check_duplicates(&events, &offsets);
     Ok(FeedRead { events, problems: reader.problems, warnings: reader.warnings, calendars: scan.calendars })

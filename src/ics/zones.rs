@@ -6,10 +6,17 @@
 //! feed's VTIMEZONE of that name; a TZID neither knows is read as UTC, with a warning.
 
 use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
 
-use chrono::{DateTime, Datelike as _, NaiveDate, NaiveDateTime, TimeZone as _, Utc, Weekday};
+use chrono::{
+    DateTime, Datelike as _, LocalResult, NaiveDate, NaiveDateTime, Offset as _, TimeZone as _, Utc, Weekday,
+};
+use chrono_tz::Tz;
 
 use crate::value::lines::{ContentLine, Lines};
+
+/// Most feed-defined zones matched to the tz database per feed.
+const MAX_MATCHED: usize = 64;
 
 /// The VTIMEZONE definitions of one feed, by TZID.
 #[derive(Debug, Default, Clone)]
@@ -17,7 +24,7 @@ pub(crate) struct Zones {
     defined: HashMap<String, Vec<Observance>>,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 struct Observance {
     start: Option<NaiveDateTime>,
     offset_from: Option<i32>,
@@ -26,7 +33,7 @@ struct Observance {
     rdates: Vec<NaiveDateTime>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct YearlyRule {
     month: u32,
     weekday: Option<Weekday>,
@@ -114,6 +121,30 @@ impl Zones {
         self.defined.contains_key(tzid.trim().trim_matches('"'))
     }
 
+    /// The zones this feed defines under names the tz database does not know, each with the
+    /// tz database zone its definition matches ([`equivalent`]), at most [`MAX_MATCHED`] of
+    /// them (a warning says when there were more). Definitions that match none are left out:
+    /// their events keep reading as floating time, with a problem noted.
+    pub(crate) fn aliases(&self) -> (crate::value::tz::ZoneAliases, Option<String>) {
+        let mut custom: Vec<(&String, &Vec<Observance>)> =
+            self.defined.iter().filter(|(tzid, _)| crate::value::tz::resolve(tzid).is_none()).collect();
+        custom.sort_by(|a, b| a.0.cmp(b.0));
+        // Each definition is matched against the tz database once (about a millisecond): a
+        // feed defining thousands of zones is not let to spend seconds on them.
+        let note = (custom.len() > MAX_MATCHED).then(|| {
+            format!(
+                "{} time zones defined; the first {MAX_MATCHED} (by TZID) are matched to the tz database, the rest read as floating time",
+                custom.len()
+            )
+        });
+        let pairs = custom
+            .into_iter()
+            .take(MAX_MATCHED)
+            .filter_map(|(tzid, observances)| Some((tzid.clone(), equivalent(tzid, observances)?)))
+            .collect();
+        (crate::value::tz::ZoneAliases::new(pairs), note)
+    }
+
     /// `local` in zone `tzid` as UTC, and how it was resolved.
     pub(crate) fn to_utc(&self, tzid: &str, local: NaiveDateTime) -> (DateTime<Utc>, Resolution) {
         if let Some(tz) = crate::value::tz::resolve(tzid) {
@@ -126,6 +157,97 @@ impl Zones {
         }
         (Utc.from_utc_datetime(&local), Resolution::Fallback)
     }
+}
+
+/// The tz database zone whose UTC offsets agree with a VTIMEZONE definition at noon on every
+/// day of 2025 and 2026 (where the definition changes offset, the days on either side pin the
+/// change's date): the zone a feed's custom TZID ("US-Eastern", "GMT +0100 (Standard) / GMT
+/// +0200 (Daylight)", "Europe_London") stands for. Preferred, in order: a zone named in the
+/// TZID ("london" in "Europe_London"); for a definition without changes, the fixed `Etc/GMT±N`
+/// zone; the primary zone of a Windows name; any zone. Rules no zone has fall back to the
+/// fixed zone of the offset the definition holds most of those days. Answers are kept per
+/// definition for the process (a feed is read again and again).
+fn equivalent(tzid: &str, observances: &[Observance]) -> Option<Tz> {
+    static KNOWN: OnceLock<Mutex<HashMap<(String, Vec<Observance>), Option<Tz>>>> = OnceLock::new();
+    let known = KNOWN.get_or_init(Mutex::default);
+    let key = (tzid.to_owned(), observances.to_vec());
+    if let Some(answer) = known.lock().ok().and_then(|k| k.get(&key).copied()) {
+        return answer;
+    }
+    let answer = search(tzid, observances);
+    if let Ok(mut k) = known.lock() {
+        if k.len() > 1024 {
+            k.clear();
+        }
+        k.insert(key, answer);
+    }
+    answer
+}
+
+fn search(tzid: &str, observances: &[Observance]) -> Option<Tz> {
+    let first = NaiveDate::from_ymd_opt(2025, 1, 1)?;
+    let noons: Vec<NaiveDateTime> = first.iter_days().take(730).filter_map(|d| d.and_hms_opt(12, 0, 0)).collect();
+    let offsets: Vec<i32> = noons.iter().map(|t| offset_at(observances, *t)).collect::<Option<_>>()?;
+    // Every 15 days, and the days on either side of each change.
+    let mut probes: Vec<usize> = (0..noons.len()).step_by(15).collect();
+    for (i, pair) in offsets.windows(2).enumerate() {
+        if pair.first() != pair.get(1) {
+            probes.extend([i, i + 1]);
+        }
+    }
+    let agrees = |tz: &Tz| {
+        probes.iter().all(|&i| match (noons.get(i), offsets.get(i)) {
+            (Some(t), Some(&off)) => match tz.offset_from_local_datetime(t) {
+                LocalResult::Single(o) => o.fix().local_minus_utc() == off,
+                _ => false,
+            },
+            _ => false,
+        })
+    };
+    let words: String =
+        tzid.to_ascii_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { ' ' }).collect();
+    // A zone named in the TZID: its last segment appears ("london" in "Europe_London"); the
+    // more of its segments appear, the better ("US/Eastern" over "Canada/Eastern").
+    let padded = format!(" {words} ");
+    let appears = |segment: &str| {
+        let segment = segment.to_ascii_lowercase().replace('_', " ");
+        segment.len() >= 2 && padded.contains(&format!(" {segment} "))
+    };
+    let named = chrono_tz::TZ_VARIANTS
+        .iter()
+        .filter(|tz| tz.name().rsplit('/').next().is_some_and(|last| last.len() > 2 && appears(last)))
+        .filter(|tz| agrees(tz))
+        .max_by_key(|tz| (tz.name().split('/').filter(|s| appears(s)).count(), std::cmp::Reverse(tz.name())));
+    if let Some(tz) = named {
+        return Some(*tz);
+    }
+    if let Some(tz) = offsets.first().filter(|&&o| offsets.iter().all(|x| *x == o)).and_then(|&o| fixed(o)) {
+        return Some(tz);
+    }
+    crate::value::tz::primary_zones().chain(chrono_tz::TZ_VARIANTS.iter().copied()).find(|tz| agrees(tz)).or_else(
+        || {
+            // Rules no zone has (a country's summer time since abolished): the offset the
+            // definition holds most of the year, as a fixed zone, beats reading it as floating.
+            let mut counts: HashMap<i32, usize> = HashMap::new();
+            for o in &offsets {
+                *counts.entry(*o).or_default() += 1;
+            }
+            let (&usual, _) = counts.iter().max_by_key(|(o, n)| (**n, -**o))?;
+            fixed(usual)
+        },
+    )
+}
+
+/// The `Etc/GMT±N` zone of a whole-hour offset (POSIX signs: `Etc/GMT+5` is UTC-5).
+fn fixed(offset: i32) -> Option<Tz> {
+    if offset % 3600 != 0 {
+        return None;
+    }
+    let name = match -offset / 3600 {
+        0 => "Etc/GMT".to_owned(),
+        h => format!("Etc/GMT{h:+}"),
+    };
+    name.parse().ok()
 }
 
 /// The UTC offset (seconds) in force at `local` under these observances.
@@ -261,5 +383,67 @@ mod tests {
         assert_eq!(offset("-075258"), Some(-(7 * 3600 + 52 * 60 + 58)));
         assert_eq!(offset("+5328"), None);
         assert_eq!(offset("0100"), None);
+    }
+
+    fn zone(tzid: &str, std: &str, dst: Option<(&str, &str, &str)>) -> String {
+        let mut z = format!(
+            "BEGIN:VTIMEZONE\r\nTZID:{tzid}\r\nBEGIN:STANDARD\r\nDTSTART:19701025T030000\r\n{}TZOFFSETFROM:{}\r\nTZOFFSETTO:{std}\r\nEND:STANDARD\r\n",
+            dst.map_or(String::new(), |(_, _, std_rule)| format!("RRULE:{std_rule}\r\n")),
+            dst.map_or(std, |(off, _, _)| off),
+        );
+        if let Some((off, rule, _)) = dst {
+            z.push_str(&format!(
+                "BEGIN:DAYLIGHT\r\nDTSTART:19700329T020000\r\nRRULE:{rule}\r\nTZOFFSETFROM:{std}\r\nTZOFFSETTO:{off}\r\nEND:DAYLIGHT\r\n"
+            ));
+        }
+        z + "END:VTIMEZONE\r\n"
+    }
+
+    /// A TZID only the feed defines stands for the tz database zone whose offsets the
+    /// definition has (pinned to the day of each change): named in the TZID if one is, a fixed
+    /// `Etc/GMT±N` for a definition without changes; a definition no zone has stays unknown.
+    #[test]
+    fn feed_defined_zones_match_the_tz_database_zone_with_their_offsets() {
+        let eu = Some(("+0200", "FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU", "FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU"));
+        let mut zones = Zones::default();
+        assert!(zones.add(EASTERN.as_bytes()).is_empty());
+        assert!(zones.add(zone("GMT +0100 (Standard) / GMT +0200 (Daylight)", "+0100", eu).as_bytes()).is_empty());
+        assert!(
+            zones
+                .add(
+                    zone(
+                        "Europe_London",
+                        "+0000",
+                        Some(("+0100", "FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU", "FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU"))
+                    )
+                    .as_bytes()
+                )
+                .is_empty()
+        );
+        assert!(zones.add(zone("UTC+11", "+1100", None).as_bytes()).is_empty());
+        // Summer time from the second Sunday of February: no zone does that. Its usual offset
+        // then (+02:00 from February to late October), as a fixed zone.
+        let odd = Some(("+0200", "FREQ=YEARLY;BYMONTH=2;BYDAY=2SU", "FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU"));
+        assert!(zones.add(zone("Fictitious", "+0100", odd).as_bytes()).is_empty());
+        assert!(zones.add(zone("Europe/Berlin", "+0100", eu).as_bytes()).is_empty());
+        let (aliases, note) = zones.aliases();
+        assert_eq!(note, None);
+        let of = |tzid: &str| aliases.resolve(tzid).map(|tz| tz.name());
+        let eastern: Tz = "America/New_York".parse().unwrap();
+        let matched = aliases.resolve("US-Eastern").unwrap();
+        for day in NaiveDate::from_ymd_opt(2025, 1, 1).unwrap().iter_days().take(730) {
+            let t = day.and_hms_opt(12, 0, 0).unwrap().and_utc();
+            assert_eq!(t.with_timezone(&matched).offset().fix(), t.with_timezone(&eastern).offset().fix(), "{t}");
+        }
+        assert_eq!(of("Europe_London"), Some("Europe/London"));
+        assert_eq!(of("UTC+11"), Some("Etc/GMT-11"));
+        let gmt1 = aliases.resolve("GMT +0100 (Standard) / GMT +0200 (Daylight)").unwrap();
+        let summer = NaiveDate::from_ymd_opt(2026, 7, 1).unwrap().and_hms_opt(12, 0, 0).unwrap().and_utc();
+        assert_eq!(summer.with_timezone(&gmt1).offset().fix().local_minus_utc(), 7200, "{}", gmt1.name());
+        assert_eq!(of("Fictitious"), Some("Etc/GMT-2"));
+        // A name the tz database knows needs no alias.
+        assert_eq!(of("Europe/Berlin"), Some("Europe/Berlin"));
+        assert_eq!(aliases.len(), 5, "{aliases:?}");
+        assert_eq!(of("US-Eastern"), Some("US/Eastern"));
     }
 }

@@ -194,6 +194,20 @@ pub(crate) fn written_entry(key: &EventKey, row: &UpsertRow) -> StoredEntry {
         .with_href(row.href.clone(), row.etag.clone())
 }
 
+/// A stored row's fields for expansion, from its `raw` text and its `tzid` column. A DTSTART
+/// whose TZID only its feed defined is stored with the zone that definition matched in
+/// `tzid` (the feed's VTIMEZONE is not in `raw`): the text is read again with that zone.
+pub(crate) fn stored_details(raw: &str, tzid: Option<&str>) -> EventDetails {
+    let details = crate::details::parse(raw);
+    if let (Some(EventTime::Zoned { tzid: written, utc: None, .. }), Some(column)) = (&details.start, tzid)
+        && let Some(zone) = crate::value::tz::resolve(column)
+    {
+        let written = written.trim().trim_matches('"').to_owned();
+        return crate::details::parse_in(raw, &crate::value::tz::ZoneAliases::new(vec![(written, zone)]));
+    }
+    details
+}
+
 /// The trimmed fields a series needs for expansion (no texts, people or problems).
 pub(crate) fn for_expansion(mut d: EventDetails) -> EventDetails {
     d.summary = None;

@@ -15,7 +15,7 @@ use crate::details::EventDetails;
 use crate::error::{Error, ErrorKind, Result};
 use crate::id::{CalendarId, RecurrenceId, Uid};
 use crate::recur::{Busy, BusyInterval, Expander, Series, merge, merge_lists, spans};
-pub(crate) use crate::stores::columns::for_expansion;
+pub(crate) use crate::stores::columns::{for_expansion, stored_details};
 use crate::value::tz::Zone;
 
 /// How a store keeps materialized instances: the zone of floating times and dates, and the

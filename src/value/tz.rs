@@ -89,6 +89,49 @@ pub(crate) fn resolve(tzid: &str) -> Option<Tz> {
     None
 }
 
+/// TZIDs a feed defines itself (its VTIMEZONEs) under names the tz database does not know,
+/// each with the tz database zone whose offsets the definition matches: how that feed's events
+/// read their times, and in which zone their series recur.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct ZoneAliases(Vec<(String, Tz)>);
+
+impl ZoneAliases {
+    /// No aliases: TZIDs resolve by name only.
+    pub(crate) const NONE: Self = Self(Vec::new());
+
+    /// Aliases from (TZID as written, zone) pairs.
+    pub(crate) fn new(mut pairs: Vec<(String, Tz)>) -> Self {
+        pairs.sort_by(|a, b| a.0.cmp(&b.0));
+        pairs.dedup_by(|a, b| a.0 == b.0);
+        Self(pairs)
+    }
+
+    /// Whether there is none.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// How many TZIDs have an alias.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// The zone of a TZID: by name ([`resolve`]), else by this feed's definition of it.
+    pub(crate) fn resolve(&self, tzid: &str) -> Option<Tz> {
+        resolve(tzid).or_else(|| {
+            let key = tzid.trim().trim_matches('"');
+            self.0.iter().find(|(name, _)| name == key).map(|(_, tz)| *tz)
+        })
+    }
+}
+
+/// The primary zone of every Windows zone name (CLDR's), in table order: the zones a
+/// definition-only TZID is first matched against.
+pub(crate) fn primary_zones() -> impl Iterator<Item = Tz> {
+    super::windows_zones::primaries().filter_map(|name| name.parse().ok())
+}
+
 /// A local time in `tz` as UTC: the earlier of two ambiguous times; a time inside a gap is
 /// moved forward by the length of the gap (RFC 5545, 3.3.5).
 pub(crate) fn to_utc(tz: Tz, local: NaiveDateTime) -> DateTime<Utc> {

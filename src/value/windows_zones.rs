@@ -153,6 +153,11 @@ pub(crate) fn to_iana(windows: &str) -> Option<&'static str> {
         .map(|(_, iana)| *iana)
 }
 
+/// The primary IANA zone of every Windows zone name, in table order.
+pub(crate) fn primaries() -> impl Iterator<Item = &'static str> {
+    WINDOWS_TO_IANA.iter().map(|(_, iana)| *iana)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

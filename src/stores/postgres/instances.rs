@@ -13,7 +13,7 @@ use crate::id::{CalendarId, Uid};
 use crate::recur::BusyInterval;
 use crate::stores::instances::{
     BusyAnswer, Components, InstanceConfig, InstanceRow, Touched, changes, expanded_busy, for_expansion, parse_rid,
-    rows_of,
+    rows_of, stored_details,
 };
 use crate::value::tz::Zone;
 
@@ -89,16 +89,18 @@ async fn horizons(client: &impl GenericClient, calendars: &[&str]) -> Result<Has
     Ok(out)
 }
 
-/// Rows of (uid, recurrence id, raw) grouped into parsed series.
+/// Rows of (uid, recurrence id, raw, tzid) grouped into parsed series.
 fn series_of(rows: &[tokio_postgres::Row]) -> Result<BTreeMap<String, Components>> {
     let mut out: BTreeMap<String, Components> = BTreeMap::new();
     for r in rows {
-        let (uid, rid, raw): (String, String, String) = (
+        let (uid, rid, raw, tzid): (String, String, String, Option<String>) = (
             r.try_get(0).map_err(storage("read series"))?,
             r.try_get(1).map_err(storage("read series"))?,
             r.try_get(2).map_err(storage("read series"))?,
+            r.try_get(3).map_err(storage("read series"))?,
         );
-        out.entry(uid).or_default().push((parse_rid("postgres", &rid)?, for_expansion(crate::details::parse(&raw))));
+        let details = for_expansion(stored_details(&raw, tzid.as_deref()));
+        out.entry(uid).or_default().push((parse_rid("postgres", &rid)?, details));
     }
     Ok(out)
 }
@@ -111,7 +113,7 @@ async fn components(
 ) -> Result<BTreeMap<String, Components>> {
     let rows = client
         .query(
-            "SELECT uid, recurrence_id, raw FROM events WHERE calendar_id = $1 AND uid = ANY($2)",
+            "SELECT uid, recurrence_id, raw, tzid FROM events WHERE calendar_id = $1 AND uid = ANY($2)",
             &[&calendar, &uids],
         )
         .await
@@ -210,7 +212,7 @@ async fn candidates(
     let slack = Duration::days(2);
     let rows = client
         .query(
-            "SELECT uid, recurrence_id, raw FROM events WHERE calendar_id = $1 AND uid IN (
+            "SELECT uid, recurrence_id, raw, tzid FROM events WHERE calendar_id = $1 AND uid IN (
                  SELECT uid FROM events WHERE calendar_id = $1 AND (
                      rrule IS NOT NULL OR recurrence_id <> '' OR starts_at IS NULL OR strpos(raw, 'RDATE') > 0
                      OR (starts_at < $3 AND coalesce(ends_at, starts_at) >= $2)))",

@@ -7,13 +7,13 @@ use chrono::{DateTime, Duration, Utc};
 use rusqlite::{Connection, OptionalExtension as _, params};
 
 use super::spans::{self, Months};
-use super::sql::{TimeText, storage};
+use super::sql::{TimeText, storage, time};
 use crate::error::{Error, ErrorKind, Result};
 use crate::id::CalendarId;
 use crate::recur::{BusyInterval, merge};
 use crate::stores::instances::{
     BusyAnswer, Components, InstanceConfig, InstanceRow, SlideReport, Touched, changes, expanded_busy, for_expansion,
-    parse_rid, rows_of,
+    parse_rid, rows_of, stored_details,
 };
 use crate::value::tz::Zone;
 
@@ -53,20 +53,6 @@ struct Horizon {
     months_built: bool,
 }
 
-/// Reads a time column (`YYYY-MM-DDTHH:MM:SSZ`, as [`TimeText`] writes it) without chrono's
-/// general parser, which dominated busy queries; other forms go through it.
-pub(super) fn time(s: &str) -> Option<DateTime<Utc>> {
-    let b = s.as_bytes();
-    if b.len() == 20 && b.get(4) == Some(&b'-') && b.get(10) == Some(&b'T') && b.get(19) == Some(&b'Z') {
-        let num = |from: usize, to: usize| -> Option<u32> {
-            b.get(from..to)?.iter().try_fold(0u32, |n, &c| c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0')))
-        };
-        let date = chrono::NaiveDate::from_ymd_opt(i32::try_from(num(0, 4)?).ok()?, num(5, 7)?, num(8, 10)?)?;
-        return Some(date.and_hms_opt(num(11, 13)?, num(14, 16)?, num(17, 19)?)?.and_utc());
-    }
-    s.parse().ok()
-}
-
 fn horizon(conn: &Connection, calendar: &str) -> Result<Option<Horizon>> {
     Ok(head(conn, calendar)?.flatten())
 }
@@ -95,15 +81,17 @@ fn head(conn: &Connection, calendar: &str) -> Result<Option<Option<Horizon>>> {
 /// The stored components of one series, parsed for expansion.
 fn components(conn: &Connection, calendar: &str, uid: &str) -> Result<Components> {
     let mut stmt = conn
-        .prepare_cached("SELECT recurrence_id, raw FROM events WHERE calendar_id = ?1 AND uid = ?2")
+        .prepare_cached("SELECT recurrence_id, raw, tzid FROM events WHERE calendar_id = ?1 AND uid = ?2")
         .map_err(storage("prepare"))?;
     let rows = stmt
-        .query_map(params![calendar, uid], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+        .query_map(params![calendar, uid], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<String>>(2)?))
+        })
         .map_err(storage("read series"))?;
     let mut out = Vec::new();
     for row in rows {
-        let (rid, raw) = row.map_err(storage("read series"))?;
-        out.push((parse_rid("sqlite", &rid)?, for_expansion(crate::details::parse(&raw))));
+        let (rid, raw, tzid) = row.map_err(storage("read series"))?;
+        out.push((parse_rid("sqlite", &rid)?, for_expansion(stored_details(&raw, tzid.as_deref()))));
     }
     Ok(out)
 }
@@ -266,7 +254,7 @@ fn candidates(
     let (f, t) = (TimeText::of(from.map_or(DateTime::<Utc>::MIN_UTC, |f| f - slack)), TimeText::of(to + slack));
     let mut stmt = conn
         .prepare_cached(
-            "SELECT uid, recurrence_id, raw FROM events WHERE calendar_id = ?1 AND uid IN (
+            "SELECT uid, recurrence_id, raw, tzid FROM events WHERE calendar_id = ?1 AND uid IN (
                  SELECT uid FROM events WHERE calendar_id = ?1 AND (
                      rrule IS NOT NULL OR recurrence_id != '' OR starts_at IS NULL OR instr(raw, 'RDATE') > 0
                      OR (starts_at < ?3 AND coalesce(ends_at, starts_at) >= ?2)))",
@@ -274,13 +262,13 @@ fn candidates(
         .map_err(storage("prepare"))?;
     let rows = stmt
         .query_map(params![calendar, f.as_str(), t.as_str()], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, Option<String>>(3)?))
         })
         .map_err(storage("read series"))?;
     let mut out: BTreeMap<String, Vec<_>> = BTreeMap::new();
     for row in rows {
-        let (uid, rid, raw) = row.map_err(storage("read series"))?;
-        let parsed = (parse_rid("sqlite", &rid)?, for_expansion(crate::details::parse(&raw)));
+        let (uid, rid, raw, tzid) = row.map_err(storage("read series"))?;
+        let parsed = (parse_rid("sqlite", &rid)?, for_expansion(stored_details(&raw, tzid.as_deref())));
         out.entry(uid).or_default().push(parsed);
     }
     Ok(out)

@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Datelike as _, NaiveDate, Utc};
 use rusqlite::{Connection, params};
 
-use super::sql::{TimeText, storage};
+use super::sql::{TimeText, storage, time};
 use crate::error::{Error, ErrorKind, Result};
 use crate::recur::{BusyInterval, merge};
 
@@ -141,7 +141,7 @@ pub(super) fn refresh(conn: &Connection, calendar: &str, months: &Months) -> Res
             .map_err(storage("read instances"))?;
         for row in rows {
             let (s, e, tentative) = row.map_err(storage("read instances"))?;
-            match (super::instances::time(&s), super::instances::time(&e)) {
+            match (time(&s), time(&e)) {
                 (Some(s), Some(e)) => intervals.push(BusyInterval::new(s, e, tentative)),
                 _ => {
                     return Err(Error::new(
