@@ -440,3 +440,26 @@ fn walls_naming_one_recurrence_id_are_one_instance() {
         ["00:30", "01:00", "01:30", "02:00"]
     );
 }
+
+/// Two overrides of one occurrence, one with RANGE=THISANDFUTURE and one without (the second
+/// a garbled parameter; the fuzzer's find): still one instance, the first override's.
+#[test]
+fn overrides_of_one_occurrence_differing_in_range_are_one_instance() {
+    let x = expand(
+        &[
+            "DTSTART:20240901T120000Z\nDURATION:PT1H\nRRULE:FREQ=DAILY;INTERVAL=2;COUNT=10",
+            "RECURRENCE-ID;RANGE=THISANDFUTURE:20240913T120000Z\nDTSTART:20240913T090000Z\nDURATION:PT1H",
+            "RECURRENCE-ID:20240913T120000Z\nDTSTART:20240913T100000Z\nDURATION:PT1H",
+        ],
+        "2024-09-01T00:00:00Z",
+        "2024-10-01T00:00:00Z",
+    );
+    let ids: Vec<String> = x.instances.iter().map(|i| i.recurrence_id.to_string()).collect();
+    let mut unique = ids.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), ids.len(), "{ids:?}");
+    assert_eq!(ids.len(), 10);
+    let moved = x.instances.iter().find(|i| i.recurrence_id.to_string().starts_with("20240913")).unwrap();
+    assert_eq!(moved.start.format("%H").to_string(), "09", "the first override is kept");
+}

@@ -82,13 +82,15 @@ impl<'a> Series<'a> {
         match recurrence_id {
             None => self.master = Some(details),
             Some(rid) => {
+                // One occurrence, however its overrides' RANGE reads.
+                let plain = |r: RecurrenceId| r.with_this_and_future(false);
                 let known = if self.overrides.len() < 32 {
-                    self.overrides.iter().any(|(r, _)| *r == rid)
+                    self.overrides.iter().any(|(r, _)| plain(*r) == plain(rid))
                 } else {
                     if self.seen.is_empty() {
-                        self.seen.extend(self.overrides.iter().map(|(r, _)| *r));
+                        self.seen.extend(self.overrides.iter().map(|(r, _)| plain(*r)));
                     }
-                    !self.seen.insert(rid)
+                    !self.seen.insert(plain(rid))
                 };
                 if known {
                     self.duplicates += 1;
