@@ -316,12 +316,52 @@ impl RecurrenceId {
     }
 }
 
+/// `YYYYMMDD` or `YYYYMMDDTHHMMSS` on the stack for years 0–9999 (the stores write one per
+/// instance row; chrono's formatter parses its pattern each time); `None` for other years.
+fn basic_text(date: NaiveDate, time: Option<chrono::NaiveTime>) -> Option<([u8; 15], usize)> {
+    use chrono::Timelike as _;
+    let year = u32::try_from(date.year()).ok().filter(|y| *y <= 9999)?;
+    let mut b = *b"00000000T000000";
+    let mut put = |at: usize, width: usize, mut n: u32| {
+        for i in (at..at + width).rev() {
+            if let Some(d) = b.get_mut(i) {
+                // n % 10 < 10: the digit fits a byte.
+                *d = b'0' + (n % 10) as u8;
+            }
+            n /= 10;
+        }
+    };
+    put(0, 4, year);
+    put(4, 2, date.month());
+    put(6, 2, date.day());
+    match time {
+        Some(t) => {
+            put(9, 2, t.hour());
+            put(11, 2, t.minute());
+            put(13, 2, t.second());
+            Some((b, 15))
+        }
+        None => Some((b, 8)),
+    }
+}
+
 impl fmt::Display for RecurrenceId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.value {
-            RecurrenceValue::Date(d) => write!(f, "{}", d.format(DATE_FMT))?,
-            RecurrenceValue::Floating(t) => write!(f, "{}", t.format(FLOATING_FMT))?,
-            RecurrenceValue::Instant(t) => write!(f, "{}Z", t.format(FLOATING_FMT))?,
+        let (date, time, zulu) = match self.value {
+            RecurrenceValue::Date(d) => (d, None, false),
+            RecurrenceValue::Floating(t) => (t.date(), Some(t.time()), false),
+            RecurrenceValue::Instant(t) => (t.date_naive(), Some(t.time()), true),
+        };
+        match basic_text(date, time) {
+            Some((b, n)) => f.write_str(std::str::from_utf8(b.get(..n).unwrap_or_default()).unwrap_or_default())?,
+            None => match self.value {
+                RecurrenceValue::Date(d) => write!(f, "{}", d.format(DATE_FMT))?,
+                RecurrenceValue::Floating(t) => write!(f, "{}", t.format(FLOATING_FMT))?,
+                RecurrenceValue::Instant(t) => write!(f, "{}", t.format(FLOATING_FMT))?,
+            },
+        }
+        if zulu {
+            f.write_str("Z")?;
         }
         if self.this_and_future {
             f.write_str(RANGE_SUFFIX)?;
@@ -511,5 +551,27 @@ mod tests {
     fn this_and_future_is_part_of_identity() {
         let plain: RecurrenceId = "20240705T080000Z".parse().unwrap();
         assert_ne!(plain, plain.with_this_and_future(true));
+    }
+
+    /// The stack formatter writes what chrono's would, in every year it handles and around.
+    #[test]
+    fn recurrence_id_text_matches_chronos_format() {
+        for (y, mo, d, h, mi, se) in [
+            (2026, 12, 1, 9, 5, 7),
+            (1, 1, 1, 0, 0, 0),
+            (999, 12, 31, 23, 59, 59),
+            (9999, 6, 15, 12, 30, 0),
+            (10000, 1, 1, 0, 0, 0),
+            (-5, 3, 4, 1, 2, 3),
+        ] {
+            let date = NaiveDate::from_ymd_opt(y, mo, d).unwrap();
+            let t = date.and_hms_opt(h, mi, se).unwrap();
+            assert_eq!(RecurrenceId::date(date).to_string(), date.format(DATE_FMT).to_string());
+            assert_eq!(RecurrenceId::floating(t).to_string(), t.format(FLOATING_FMT).to_string());
+            assert_eq!(
+                RecurrenceId::instant(t.and_utc()).with_this_and_future(true).to_string(),
+                format!("{}Z{RANGE_SUFFIX}", t.format(FLOATING_FMT))
+            );
+        }
     }
 }

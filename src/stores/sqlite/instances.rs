@@ -139,12 +139,16 @@ fn write(
     months: &mut Months,
 ) -> Result<u64> {
     let (upserts, removed) = changes(stored, wanted);
-    for r in
-        upserts.iter().map(|(new, _)| new).chain(upserts.iter().filter_map(|(_, old)| old.as_ref())).chain(&removed)
-    {
-        if r.busy {
-            months.note(r.starts_at, r.ends_at);
+    for (new, old) in &upserts {
+        if new.busy {
+            months.add(new.starts_at, new.ends_at, new.tentative);
         }
+        if let Some(old) = old.as_ref().filter(|o| o.busy) {
+            months.note(old.starts_at, old.ends_at);
+        }
+    }
+    for old in removed.iter().filter(|o| o.busy) {
+        months.note(old.starts_at, old.ends_at);
     }
     let deletes: Vec<&str> = removed.iter().map(|r| r.rid.as_str()).collect();
     let mut n = 0u64;
@@ -207,6 +211,10 @@ pub(super) fn maintain(
                         r.get::<_, bool>(0)
                     })
                     .map_err(storage("read instances"))?;
+            if none_stored {
+                // Every row of the calendar is written here: its months from them, unread.
+                months = Months::all_rows(from, to);
+            }
             let Touched { mut written, uids } = touched;
             for uid in uids {
                 let comps = match (was_empty, written.remove(&uid)) {
@@ -324,6 +332,8 @@ fn slide_calendar(
     warnings: &mut Vec<String>,
 ) -> Result<u64> {
     months.note(old_to, new_to);
+    // These rows do not pass through `Months::add`: the months are read back.
+    months.forget_rows();
     let expander = config.expander();
     let mut n = 0;
     let mut up = conn.prepare_cached(UPSERT).map_err(storage("prepare"))?;

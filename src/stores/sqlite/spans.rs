@@ -7,7 +7,7 @@
 //! time changed (a re-sync with DTSTAMP churn writes none). Months outside the calendar's
 //! horizon are not kept up to date; a busy query reads months only inside it.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Datelike as _, NaiveDate, Utc};
 use rusqlite::{Connection, params};
@@ -43,17 +43,43 @@ fn month_start(m: i64) -> Option<DateTime<Utc>> {
     Some(NaiveDate::from_ymd_opt(year, month, 1)?.and_hms_opt(0, 0, 0)?.and_utc())
 }
 
-/// The months whose busy time may have changed, within a horizon.
+/// The months whose busy time may have changed, within a horizon; and, when every instance
+/// row of the calendar passes through [`add`](Self::add) (its first materialization), their
+/// busy intervals, so that nothing is read back.
 pub(super) struct Months {
     from: DateTime<Utc>,
     to: DateTime<Utc>,
     months: BTreeSet<i64>,
+    known: Option<BTreeMap<i64, Vec<BusyInterval>>>,
 }
 
 impl Months {
     /// Months inside `[from, to)` only.
     pub(super) fn new(from: DateTime<Utc>, to: DateTime<Utc>) -> Self {
-        Self { from, to, months: BTreeSet::new() }
+        Self { from, to, months: BTreeSet::new(), known: None }
+    }
+
+    /// Months of a calendar all of whose instance rows will be [`add`](Self::add)ed.
+    pub(super) fn all_rows(from: DateTime<Utc>, to: DateTime<Utc>) -> Self {
+        Self { known: Some(BTreeMap::new()), ..Self::new(from, to) }
+    }
+
+    /// Reads the months back from `instances` after all (rows were written past [`add`](Self::add)).
+    pub(super) fn forget_rows(&mut self) {
+        self.known = None;
+    }
+
+    /// Notes a busy row written (its months), keeping it when every row passes here.
+    pub(super) fn add(&mut self, start: DateTime<Utc>, end: DateTime<Utc>, tentative: bool) {
+        self.note(start, end);
+        let (a, b) = (start.max(self.from), end.min(self.to));
+        if let Some(known) = self.known.as_mut()
+            && a < b
+        {
+            for m in month_of(a)..=month_of(b - chrono::Duration::seconds(1)) {
+                known.entry(m).or_default().push(BusyInterval::new(start, end, tentative));
+            }
+        }
     }
 
     /// Notes the months `[start, end)` overlaps, inside the horizon.
@@ -132,25 +158,10 @@ pub(super) fn refresh(conn: &Connection, calendar: &str, months: &Months) -> Res
     let mut n = 0u64;
     for &m in &months.months {
         let (Some(a), Some(b)) = (month_start(m), month_start(m + 1)) else { continue };
-        let (ta, tb) = (TimeText::of(a), TimeText::of(b));
-        let mut intervals = Vec::new();
-        let rows = read
-            .query_map(params![calendar, ta.as_str(), tb.as_str()], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, bool>(2)?))
-            })
-            .map_err(storage("read instances"))?;
-        for row in rows {
-            let (s, e, tentative) = row.map_err(storage("read instances"))?;
-            match (time(&s), time(&e)) {
-                (Some(s), Some(e)) => intervals.push(BusyInterval::new(s, e, tentative)),
-                _ => {
-                    return Err(Error::new(
-                        ErrorKind::Storage,
-                        format!("sqlite: unreadable instance time in {calendar}"),
-                    ));
-                }
-            }
-        }
+        let intervals = match &months.known {
+            Some(known) => known.get(&m).cloned().unwrap_or_default(),
+            None => busy_rows(&mut read, calendar, a, b)?,
+        };
         let blob = encode(m, &merge(intervals, a, b));
         let old: Option<Vec<u8>> = match stored.query_row(params![calendar, m], |r| r.get(0)) {
             Ok(b) => Some(b),
@@ -173,6 +184,30 @@ pub(super) fn refresh(conn: &Connection, calendar: &str, months: &Months) -> Res
         };
     }
     Ok(n)
+}
+
+/// The busy instance rows of `calendar` overlapping `[a, b)`.
+fn busy_rows(
+    read: &mut rusqlite::CachedStatement<'_>,
+    calendar: &str,
+    a: DateTime<Utc>,
+    b: DateTime<Utc>,
+) -> Result<Vec<BusyInterval>> {
+    let (ta, tb) = (TimeText::of(a), TimeText::of(b));
+    let rows = read
+        .query_map(params![calendar, ta.as_str(), tb.as_str()], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, bool>(2)?))
+        })
+        .map_err(storage("read instances"))?;
+    let mut intervals = Vec::new();
+    for row in rows {
+        let (s, e, tentative) = row.map_err(storage("read instances"))?;
+        match (time(&s), time(&e)) {
+            (Some(s), Some(e)) => intervals.push(BusyInterval::new(s, e, tentative)),
+            _ => return Err(Error::new(ErrorKind::Storage, format!("sqlite: unreadable instance time in {calendar}"))),
+        }
+    }
+    Ok(intervals)
 }
 
 /// Marks a calendar's months built (once; a database upgraded from version 3 builds them at
