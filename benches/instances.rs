@@ -6,8 +6,8 @@
 //!   in New York time, yearly all-day birthdays, single events) expanded over one year in
 //!   Europe/Berlin; throughput in instances.
 //! - `instances/sqlite_busy/10cal_1yr`: a busy query over 10 calendars of that mix (30 series
-//!   each, about 2,600 instances a year) for one year, from the `instances` table of a SQLite
-//!   file (per calendar and merged).
+//!   each, about 2,600 instances a year) for one year, from a SQLite file's materialized busy
+//!   time (`busy_months`, kept from `instances`), per calendar and merged.
 //! - `instances/first_sync/{with,without}_instances/100k`: a first sync of 100k events (90 %
 //!   single events spread over two years around today, 2 % recurring series of the mix) into
 //!   SQLite, with the default horizon and with instances off: the difference is their cost.
