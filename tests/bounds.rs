@@ -6,6 +6,7 @@
 
 #![cfg(all(feature = "sqlite", feature = "google", feature = "graph"))]
 
+use std::fmt::Write as _;
 use std::time::Duration;
 
 use calscope::{
@@ -33,7 +34,7 @@ fn http(token: &str) -> HttpConfig {
 fn cursor(store: &SqliteStore, cal: &CalendarId) -> Option<String> {
     let name = cal.as_str().to_owned();
     futures::executor::block_on(store.with_connection(move |conn| {
-        Ok(conn.query_row("SELECT cursor FROM calendars WHERE calendar_id = ?1", [name], |r| r.get(0))?)
+        conn.query_row("SELECT cursor FROM calendars WHERE calendar_id = ?1", [name], |r| r.get(0))
     }))
     .unwrap()
 }
@@ -187,10 +188,11 @@ fn an_ics_feed_over_the_size_cap_writes_nothing() {
         let big: String = {
             let mut body = String::from("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\n");
             for i in 0..400 {
-                body.push_str(&format!(
+                let _ = write!(
+                    body,
                     "BEGIN:VEVENT\r\nUID:u{i}\r\nDTSTAMP:20260101T000000Z\r\nDTSTART:20261201T090000Z\r\nSUMMARY:{}\r\nEND:VEVENT\r\n",
                     "x".repeat(60)
-                ));
+                );
             }
             body + "END:VCALENDAR\r\n"
         };

@@ -299,7 +299,7 @@ async fn a_feeds_own_vtimezone_holds_in_expansion_from_stored_events() {
     let march = chrono::NaiveDate::from_ymd_opt(year, 3, 1).unwrap();
     let change = march + Duration::days(i64::from((7 - march.weekday().num_days_from_sunday()) % 7) + 7);
     let first = change - Duration::days(10);
-    let d = |date: chrono::NaiveDate| date.format("%Y%m%d").to_string();
+    let basic = |date: chrono::NaiveDate| date.format("%Y%m%d").to_string();
     let feed = format!(
         "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\n\
 BEGIN:VTIMEZONE\r\nTZID:US-Eastern\r\nBEGIN:STANDARD\r\nDTSTART:19671029T020000\r\nRRULE:FREQ=YEARLY;BYDAY=1SU;BYMONTH=11\r\nTZOFFSETFROM:-0400\r\nTZOFFSETTO:-0500\r\nTZNAME:EST\r\nEND:STANDARD\r\n\
@@ -307,7 +307,7 @@ BEGIN:DAYLIGHT\r\nDTSTART:19870405T020000\r\nRRULE:FREQ=YEARLY;BYDAY=2SU;BYMONTH
 BEGIN:VEVENT\r\nUID:weekly@notes\r\nDTSTAMP:20260101T000000Z\r\nDTSTART;TZID=US-Eastern:{f}T090000\r\nDTEND;TZID=US-Eastern:{f}T093000\r\nRRULE:FREQ=WEEKLY;COUNT=3\r\nSUMMARY:Standup\r\nEND:VEVENT\r\n\
 BEGIN:VEVENT\r\nUID:far@notes\r\nDTSTAMP:20260101T000000Z\r\nDTSTART;TZID=US-Eastern:{y}0715T090000\r\nDTEND;TZID=US-Eastern:{y}0715T100000\r\nRRULE:FREQ=DAILY;COUNT=2\r\nSUMMARY:Later\r\nEND:VEVENT\r\n\
 END:VCALENDAR\r\n",
-        f = d(first),
+        f = basic(first),
         y = year + 3
     );
     let cal = CalendarId::new("notes").unwrap();
@@ -338,16 +338,20 @@ END:VCALENDAR\r\n",
         format!("{}T13:00/13:30", day(first + Duration::days(14))),
     ];
     // From `instances`.
-    let a = engine.store().busy(&[cal.clone()], window.0, window.1, Zone::UTC).await.unwrap();
+    let a = engine.store().busy(std::slice::from_ref(&cal), window.0, window.1, Zone::UTC).await.unwrap();
     assert!(!a.expanded);
     assert_eq!(spans(&a), expected, "{:?}", a.warnings);
     // In another zone than the instances were written in: expanded from the stored events.
-    let b = engine.store().busy(&[cal.clone()], window.0, window.1, Zone::named("Asia/Tokyo").unwrap()).await.unwrap();
+    let b = engine
+        .store()
+        .busy(std::slice::from_ref(&cal), window.0, window.1, Zone::named("Asia/Tokyo").unwrap())
+        .await
+        .unwrap();
     assert!(b.expanded);
     assert_eq!(spans(&b), expected, "{:?}", b.warnings);
     // Past the horizon (a July, so summer time): expanded too.
     let july = chrono::NaiveDate::from_ymd_opt(year + 3, 7, 1).unwrap().and_hms_opt(0, 0, 0).unwrap().and_utc();
-    let c = engine.store().busy(&[cal.clone()], july, july + Duration::days(31), Zone::UTC).await.unwrap();
+    let c = engine.store().busy(std::slice::from_ref(&cal), july, july + Duration::days(31), Zone::UTC).await.unwrap();
     assert!(c.expanded);
     assert_eq!(spans(&c), ["07-15T13:00/14:00", "07-16T13:00/14:00"], "{:?}", c.warnings);
 }

@@ -162,13 +162,15 @@ impl Zones {
 /// The tz database zone whose UTC offsets agree with a VTIMEZONE definition at noon on every
 /// day of 2025 and 2026 (where the definition changes offset, the days on either side pin the
 /// change's date): the zone a feed's custom TZID ("US-Eastern", "GMT +0100 (Standard) / GMT
-/// +0200 (Daylight)", "Europe_London") stands for. Preferred, in order: a zone named in the
-/// TZID ("london" in "Europe_London"); for a definition without changes, the fixed `Etc/GMT±N`
+/// +0200 (Daylight)", "`Europe_London`") stands for. Preferred, in order: a zone named in the
+/// TZID ("london" in "`Europe_London`"); for a definition without changes, the fixed `Etc/GMT±N`
 /// zone; the primary zone of a Windows name; any zone. Rules no zone has fall back to the
 /// fixed zone of the offset the definition holds most of those days. Answers are kept per
 /// definition for the process (a feed is read again and again).
 fn equivalent(tzid: &str, observances: &[Observance]) -> Option<Tz> {
-    static KNOWN: OnceLock<Mutex<HashMap<(String, Vec<Observance>), Option<Tz>>>> = OnceLock::new();
+    /// Definitions matched so far: (TZID, observances) → zone.
+    type Matched = HashMap<(String, Vec<Observance>), Option<Tz>>;
+    static KNOWN: OnceLock<Mutex<Matched>> = OnceLock::new();
     let known = KNOWN.get_or_init(Mutex::default);
     let key = (tzid.to_owned(), observances.to_vec());
     if let Some(answer) = known.lock().ok().and_then(|k| k.get(&key).copied()) {
@@ -347,6 +349,8 @@ fn offset(value: &str) -> Option<i32> {
 
 #[cfg(test)]
 mod tests {
+    use std::fmt::Write as _;
+
     use super::*;
 
     const EASTERN: &str = "BEGIN:VTIMEZONE\r\nTZID:US-Eastern\r\nBEGIN:STANDARD\r\nDTSTART:19671029T020000\r\nRRULE:FREQ=YEARLY;BYDAY=1SU;BYMONTH=11\r\nTZOFFSETFROM:-0400\r\nTZOFFSETTO:-0500\r\nEND:STANDARD\r\nBEGIN:DAYLIGHT\r\nDTSTART:19870405T020000\r\nRRULE:FREQ=YEARLY;BYDAY=2SU;BYMONTH=3\r\nTZOFFSETFROM:-0500\r\nTZOFFSETTO:-0400\r\nEND:DAYLIGHT\r\nEND:VTIMEZONE\r\n";
@@ -392,9 +396,10 @@ mod tests {
             dst.map_or(std, |(off, _, _)| off),
         );
         if let Some((off, rule, _)) = dst {
-            z.push_str(&format!(
+            let _ = write!(
+                z,
                 "BEGIN:DAYLIGHT\r\nDTSTART:19700329T020000\r\nRRULE:{rule}\r\nTZOFFSETFROM:{std}\r\nTZOFFSETTO:{off}\r\nEND:DAYLIGHT\r\n"
-            ));
+            );
         }
         z + "END:VTIMEZONE\r\n"
     }
@@ -428,7 +433,7 @@ mod tests {
         assert!(zones.add(zone("Europe/Berlin", "+0100", eu).as_bytes()).is_empty());
         let (aliases, note) = zones.aliases();
         assert_eq!(note, None);
-        let of = |tzid: &str| aliases.resolve(tzid).map(|tz| tz.name());
+        let of = |tzid: &str| aliases.resolve(tzid).map(Tz::name);
         let eastern: Tz = "America/New_York".parse().unwrap();
         let matched = aliases.resolve("US-Eastern").unwrap();
         for day in NaiveDate::from_ymd_opt(2025, 1, 1).unwrap().iter_days().take(730) {

@@ -245,22 +245,22 @@ fn union_all<T: Extent>(mut runs: Vec<Vec<T>>) -> Vec<T> {
 }
 
 /// The union of two sorted, disjoint lists, joining what touches or overlaps.
-fn union_two<T: Extent>(a: &[T], b: &[T]) -> Vec<T> {
-    let mut out: Vec<T> = Vec::with_capacity(a.len() + b.len());
-    let (mut i, mut j) = (0, 0);
+fn union_two<T: Extent>(left: &[T], right: &[T]) -> Vec<T> {
+    let mut out: Vec<T> = Vec::with_capacity(left.len() + right.len());
+    let (mut at_left, mut at_right) = (0, 0);
     loop {
-        let next = match (a.get(i), b.get(j)) {
-            (Some(x), Some(y)) if y.start() < x.start() => {
-                j += 1;
-                *y
+        let next = match (left.get(at_left), right.get(at_right)) {
+            (Some(l), Some(r)) if r.start() < l.start() => {
+                at_right += 1;
+                *r
             }
-            (Some(x), _) => {
-                i += 1;
-                *x
+            (Some(l), _) => {
+                at_left += 1;
+                *l
             }
-            (None, Some(y)) => {
-                j += 1;
-                *y
+            (None, Some(r)) => {
+                at_right += 1;
+                *r
             }
             (None, None) => break,
         };

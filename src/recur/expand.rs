@@ -102,6 +102,51 @@ impl<'a> Series<'a> {
     }
 }
 
+/// An occurrence is one instance: two walls naming one recurrence id (an hourly rule on an
+/// all-day series; two local times a DST gap moves onto one instant) keep the first. Walls come
+/// in order and their ids mostly ascend, so a set is built only once one does not.
+#[derive(Default)]
+struct OneEach {
+    highest: Option<RecurrenceId>,
+    emitted: HashSet<RecurrenceId>,
+    collapsed: usize,
+}
+
+impl OneEach {
+    /// Whether `rid` is new among `so_far` (the instances emitted so far).
+    fn fresh(&mut self, rid: RecurrenceId, so_far: &[Instance]) -> bool {
+        let fresh = match self.highest {
+            Some(h) if rid <= h => {
+                if self.emitted.is_empty() {
+                    self.emitted.extend(so_far.iter().map(|i| i.recurrence_id));
+                }
+                self.emitted.insert(rid)
+            }
+            _ => {
+                if !self.emitted.is_empty() {
+                    self.emitted.insert(rid);
+                }
+                self.highest = Some(rid);
+                true
+            }
+        };
+        if !fresh {
+            self.collapsed += 1;
+        }
+        fresh
+    }
+
+    fn report(&self, out: &mut Expansion) {
+        if self.collapsed > 0 {
+            out.diagnostics.push(format!(
+                "{} occurrence(s) name the recurrence id of an earlier one (a sub-daily rule on an all-day \
+                 series, or local times a DST change moves onto one instant); the first is kept",
+                self.collapsed
+            ));
+        }
+    }
+}
+
 /// The recurrence expander: RFC 5545 recurrence (RRULE, RDATE, EXDATE, overrides by
 /// RECURRENCE-ID with RANGE=THISANDFUTURE) over a window, with a zone for floating times and
 /// dates.
@@ -259,10 +304,8 @@ impl Expander {
     pub fn expand(&self, series: &Series<'_>, from: DateTime<Utc>, to: DateTime<Utc>) -> Expansion {
         let mut out = Expansion::default();
         if series.duplicates > 0 {
-            out.diagnostics.push(format!(
-                "{} override(s) name an occurrence an earlier override names; the first is kept",
-                series.duplicates
-            ));
+            out.diagnostics
+                .push(format!("{} override(s) name an occurrence named before; the first is kept", series.duplicates));
         }
         let Some(master) = series.master else {
             for (rid, d) in &series.overrides {
@@ -304,21 +347,7 @@ impl Expander {
         let (replaced, replaced_days, ranges) =
             self.overrides(series, zone, all_day, unknown_zone, master_props.length);
 
-        // The wall-clock span to generate: widened by the longest length and by how far
-        // THISANDFUTURE overrides move occurrences.
-        let longest = std::iter::once(master_props.length)
-            .chain(ranges.iter().map(|r| r.props.length))
-            .map(|l| match l {
-                Length::Wall(d) | Length::Exact(d) => d,
-            })
-            .max()
-            .unwrap_or_else(Duration::zero)
-            .max(Duration::zero());
-        let earliest_shift = ranges.iter().map(|r| r.shift).min().unwrap_or_else(Duration::zero).min(Duration::zero());
-        let latest_shift = ranges.iter().map(|r| r.shift).max().unwrap_or_else(Duration::zero).max(Duration::zero());
-        let slack = Duration::days(1);
-        let gen_from = zone.wall(from).checked_sub_signed(longest + latest_shift + slack).unwrap_or(NaiveDateTime::MIN);
-        let gen_to = zone.wall(to).checked_add_signed(slack - earliest_shift).unwrap_or(NaiveDateTime::MAX);
+        let (gen_from, gen_to) = Self::generated_span(zone, (from, to), master_props.length, &ranges);
 
         let mut walls: BTreeSet<NaiveDateTime> = BTreeSet::new();
         let any_rule = self.rule_walls(master, zone, wall_start, all_day, (gen_from, gen_to), &mut walls, &mut out);
@@ -336,13 +365,7 @@ impl Expander {
 
         let ex = Exclusions::of(self, master, zone);
 
-        // An occurrence is one instance: two walls naming one recurrence id (an hourly rule on
-        // an all-day series; two local times a DST gap moves onto one instant) keep the first.
-        // Walls come in order and their ids mostly ascend, so a set is built only when one
-        // does not.
-        let mut highest: Option<RecurrenceId> = None;
-        let mut emitted: HashSet<RecurrenceId> = HashSet::new();
-        let mut collapsed = 0usize;
+        let mut once = OneEach::default();
         for wall in walls {
             let original = exact.get(&wall).copied().unwrap_or_else(|| zone.to_utc(wall));
             if ex.day.contains(&wall.date()) || ex.wall.contains(&wall) || ex.instant.contains(&original) {
@@ -363,35 +386,14 @@ impl Expander {
             };
             if overlaps(start, end, from, to) {
                 let rid = rid_of(wall, original);
-                let fresh = match highest {
-                    Some(h) if rid <= h => {
-                        if emitted.is_empty() {
-                            emitted.extend(out.instances.iter().map(|i| i.recurrence_id));
-                        }
-                        emitted.insert(rid)
-                    }
-                    _ => {
-                        if !emitted.is_empty() {
-                            emitted.insert(rid);
-                        }
-                        highest = Some(rid);
-                        true
-                    }
-                };
-                if !fresh {
-                    collapsed += 1;
+                if !once.fresh(rid, &out.instances) {
                     continue;
                 }
                 let busy = Busy::of(props.details.status.as_ref(), props.details.transparency, start, end);
                 out.instances.push(Instance { recurrence_id: rid, start, end, busy });
             }
         }
-        if collapsed > 0 {
-            out.diagnostics.push(format!(
-                "{collapsed} occurrence(s) name the recurrence id of an earlier one (a sub-daily rule on an all-day \
-                 series, or local times a DST change moves onto one instant); the first is kept"
-            ));
-        }
+        once.report(&mut out);
         for (rid, d) in &series.overrides {
             // An override of an occurrence the master's EXDATE removes is stale (the master was
             // changed after it): it is dropped.
@@ -546,6 +548,30 @@ impl Expander {
         }
         ranges.sort_by_key(|r| r.from);
         (replaced, replaced_days, ranges)
+    }
+
+    /// The wall-clock span to generate for a window: widened by the longest length and by how
+    /// far THISANDFUTURE overrides move occurrences, and a day of slack.
+    fn generated_span(
+        zone: Zone,
+        (from, to): (DateTime<Utc>, DateTime<Utc>),
+        master_length: Length,
+        ranges: &[Range<'_>],
+    ) -> (NaiveDateTime, NaiveDateTime) {
+        let longest = std::iter::once(master_length)
+            .chain(ranges.iter().map(|r| r.props.length))
+            .map(|l| match l {
+                Length::Wall(d) | Length::Exact(d) => d,
+            })
+            .max()
+            .unwrap_or_else(Duration::zero)
+            .max(Duration::zero());
+        let earliest_shift = ranges.iter().map(|r| r.shift).min().unwrap_or_else(Duration::zero).min(Duration::zero());
+        let latest_shift = ranges.iter().map(|r| r.shift).max().unwrap_or_else(Duration::zero).max(Duration::zero());
+        let slack = Duration::days(1);
+        let gen_from = zone.wall(from).checked_sub_signed(longest + latest_shift + slack).unwrap_or(NaiveDateTime::MIN);
+        let gen_to = zone.wall(to).checked_add_signed(slack - earliest_shift).unwrap_or(NaiveDateTime::MAX);
+        (gen_from, gen_to)
     }
 
     /// Reports one override on its own. Without DTSTART it keeps its occurrence's start and

@@ -54,11 +54,17 @@ struct Horizon {
 }
 
 fn horizon(conn: &Connection, calendar: &str) -> Result<Option<Horizon>> {
-    Ok(head(conn, calendar)?.flatten())
+    Ok(head(conn, calendar)?.and_then(|row| row.horizon))
 }
 
-/// A calendar's row: `None` when the store does not know it, else its horizon if it has one.
-fn head(conn: &Connection, calendar: &str) -> Result<Option<Option<Horizon>>> {
+/// What a calendar's row says about its instances.
+struct CalendarRow {
+    /// Its horizon, if instances were ever materialized.
+    horizon: Option<Horizon>,
+}
+
+/// A calendar's row: `None` when the store does not know it.
+fn head(conn: &Connection, calendar: &str) -> Result<Option<CalendarRow>> {
     type Head = (Option<String>, Option<String>, Option<String>, Option<bool>);
     let row: Option<Head> = conn
         .prepare_cached(
@@ -69,12 +75,15 @@ fn head(conn: &Connection, calendar: &str) -> Result<Option<Option<Horizon>>> {
         .optional()
         .map_err(storage("read horizon"))?;
     Ok(row.map(|(f, t, z, built)| {
-        Some(Horizon {
-            from: time(f.as_deref()?)?,
-            to: time(t.as_deref()?)?,
-            zone: z?,
-            months_built: built.unwrap_or(false),
-        })
+        let horizon = (|| {
+            Some(Horizon {
+                from: time(f.as_deref()?)?,
+                to: time(t.as_deref()?)?,
+                zone: z?,
+                months_built: built.unwrap_or(false),
+            })
+        })();
+        CalendarRow { horizon }
     }))
 }
 
@@ -406,8 +415,10 @@ pub(super) fn busy(
             per.push((cal.clone(), Vec::new()));
             continue;
         };
-        let covered =
-            stored.as_ref().filter(|h| config.is_some() && h.zone == zone.name() && h.from <= from && to <= h.to);
+        let covered = stored
+            .horizon
+            .as_ref()
+            .filter(|h| config.is_some() && h.zone == zone.name() && h.from <= from && to <= h.to);
         let intervals = match covered {
             Some(h) if h.months_built => spans::read(conn, name, from, to)?,
             Some(_) => merge(from_instances(conn, cal, (f.as_str(), t.as_str()))?, from, to),

@@ -49,14 +49,14 @@ fn month_start(m: i64) -> Option<DateTime<Utc>> {
 pub(super) struct Months {
     from: DateTime<Utc>,
     to: DateTime<Utc>,
-    months: BTreeSet<i64>,
+    touched: BTreeSet<i64>,
     known: Option<BTreeMap<i64, Vec<BusyInterval>>>,
 }
 
 impl Months {
     /// Months inside `[from, to)` only.
     pub(super) fn new(from: DateTime<Utc>, to: DateTime<Utc>) -> Self {
-        Self { from, to, months: BTreeSet::new(), known: None }
+        Self { from, to, touched: BTreeSet::new(), known: None }
     }
 
     /// Months of a calendar all of whose instance rows will be [`add`](Self::add)ed.
@@ -90,7 +90,7 @@ impl Months {
         }
         let last = month_of(end - chrono::Duration::seconds(1));
         for m in month_of(start)..=last {
-            self.months.insert(m);
+            self.touched.insert(m);
         }
     }
 
@@ -156,7 +156,7 @@ pub(super) fn refresh(conn: &Connection, calendar: &str, months: &Months) -> Res
         .prepare_cached("SELECT spans FROM busy_months WHERE calendar_id = ?1 AND month = ?2")
         .map_err(storage("prepare"))?;
     let mut n = 0u64;
-    for &m in &months.months {
+    for &m in &months.touched {
         let (Some(a), Some(b)) = (month_start(m), month_start(m + 1)) else { continue };
         let intervals = match &months.known {
             Some(known) => known.get(&m).cloned().unwrap_or_default(),
@@ -270,7 +270,7 @@ mod tests {
         m.note(t("2026-01-01T00:00:00Z"), t("2026-12-01T00:00:00Z")); // clipped: November only
         m.note(t("2027-01-31T23:00:00Z"), t("2027-02-01T00:00:00Z")); // ends at February's start
         assert_eq!(
-            m.months.iter().map(|&x| month_start(x).unwrap()).collect::<Vec<_>>(),
+            m.touched.iter().map(|&x| month_start(x).unwrap()).collect::<Vec<_>>(),
             [t("2026-11-01T00:00:00Z"), t("2027-01-01T00:00:00Z")]
         );
         let dec = month_of(t("2026-12-01T00:00:00Z"));
