@@ -8,9 +8,9 @@ use rusqlite::{Connection, OptionalExtension as _, params};
 
 use super::spans::{self, Months};
 use super::sql::{TimeText, storage, time};
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::Result;
 use crate::id::CalendarId;
-use crate::recur::{BusyInterval, merge};
+use crate::recur::merge;
 use crate::stores::instances::{
     BusyAnswer, Components, InstanceConfig, InstanceRow, SlideReport, Touched, changes, expanded_busy, for_expansion,
     parse_rid, rows_of, stored_details,
@@ -407,7 +407,6 @@ pub(super) fn busy(
     let mut expanded = false;
     let mut warnings = Vec::new();
     let mut expanded_rows = 0usize;
-    let (f, t) = (TimeText::of(from), TimeText::of(to));
     for cal in calendars {
         let name = cal.as_str();
         let Some(stored) = head(conn, name)? else {
@@ -421,7 +420,8 @@ pub(super) fn busy(
             .filter(|h| config.is_some() && h.zone == zone.name() && h.from <= from && to <= h.to);
         let intervals = match covered {
             Some(h) if h.months_built => spans::read(conn, name, from, to)?,
-            Some(_) => merge(from_instances(conn, cal, (f.as_str(), t.as_str()))?, from, to),
+            // A database upgraded to schema 4 whose months are not built yet.
+            Some(_) => merge(spans::busy_rows(conn, name, from, to)?, from, to),
             None => {
                 expanded = true;
                 let zoned = config.map_or_else(InstanceConfig::new, |c| *c).zone(zone).expander();
@@ -436,29 +436,4 @@ pub(super) fn busy(
     answer.expanded = expanded;
     answer.warnings = warnings;
     Ok(answer)
-}
-
-/// A calendar's busy intervals overlapping `[from, to)` (as column text), read row by row from
-/// `instances` (a database upgraded to version 4 whose months are not built yet).
-fn from_instances(conn: &Connection, cal: &CalendarId, (from, to): (&str, &str)) -> Result<Vec<BusyInterval>> {
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT starts_at, ends_at, tentative FROM instances
-             WHERE calendar_id = ?1 AND busy = 1 AND ends_at > ?2 AND starts_at < ?3",
-        )
-        .map_err(storage("prepare"))?;
-    let rows = stmt
-        .query_map(params![cal.as_str(), from, to], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, bool>(2)?))
-        })
-        .map_err(storage("busy query"))?;
-    let mut intervals = Vec::new();
-    for row in rows {
-        let (s, e, tentative) = row.map_err(storage("busy query"))?;
-        match (time(&s), time(&e)) {
-            (Some(s), Some(e)) => intervals.push(BusyInterval::new(s, e, tentative)),
-            _ => return Err(Error::new(ErrorKind::Storage, format!("sqlite: unreadable instance time in {cal}"))),
-        }
-    }
-    Ok(intervals)
 }

@@ -146,12 +146,6 @@ fn decode(calendar: &str, m: i64, blob: &[u8], out: &mut Vec<BusyInterval>) -> R
 /// Merges the noted months of `calendar` again from `instances` and writes those whose busy
 /// time changed; answers the rows written.
 pub(super) fn refresh(conn: &Connection, calendar: &str, months: &Months) -> Result<u64> {
-    let mut read = conn
-        .prepare_cached(
-            "SELECT starts_at, ends_at, tentative FROM instances
-             WHERE calendar_id = ?1 AND busy = 1 AND ends_at > ?2 AND starts_at < ?3",
-        )
-        .map_err(storage("prepare"))?;
     let mut stored = conn
         .prepare_cached("SELECT spans FROM busy_months WHERE calendar_id = ?1 AND month = ?2")
         .map_err(storage("prepare"))?;
@@ -160,7 +154,7 @@ pub(super) fn refresh(conn: &Connection, calendar: &str, months: &Months) -> Res
         let (Some(a), Some(b)) = (month_start(m), month_start(m + 1)) else { continue };
         let intervals = match &months.known {
             Some(known) => known.get(&m).cloned().unwrap_or_default(),
-            None => busy_rows(&mut read, calendar, a, b)?,
+            None => busy_rows(conn, calendar, a, b)?,
         };
         let blob = encode(m, &merge(intervals, a, b));
         let old: Option<Vec<u8>> = match stored.query_row(params![calendar, m], |r| r.get(0)) {
@@ -186,13 +180,23 @@ pub(super) fn refresh(conn: &Connection, calendar: &str, months: &Months) -> Res
     Ok(n)
 }
 
-/// The busy instance rows of `calendar` overlapping `[a, b)`.
-fn busy_rows(
-    read: &mut rusqlite::CachedStatement<'_>,
+/// The busy instance rows of `calendar` overlapping `[a, b)`, row by row from `instances`
+/// (the partial index serves the window).
+///
+/// # Errors
+/// A storage error when a row cannot be read.
+pub(super) fn busy_rows(
+    conn: &Connection,
     calendar: &str,
     a: DateTime<Utc>,
     b: DateTime<Utc>,
 ) -> Result<Vec<BusyInterval>> {
+    let mut read = conn
+        .prepare_cached(
+            "SELECT starts_at, ends_at, tentative FROM instances
+             WHERE calendar_id = ?1 AND busy = 1 AND ends_at > ?2 AND starts_at < ?3",
+        )
+        .map_err(storage("prepare"))?;
     let (ta, tb) = (TimeText::of(a), TimeText::of(b));
     let rows = read
         .query_map(params![calendar, ta.as_str(), tb.as_str()], |r| {
