@@ -298,7 +298,8 @@ pub enum EventTime {
     Zoned {
         /// The wall-clock time.
         local: NaiveDateTime,
-        /// The TZID as written.
+        /// The TZID as written; for a TZID only the feed's own VTIMEZONE defines, the IANA name
+        /// of the tz database zone that definition matches (the feed's definition is not kept).
         tzid: String,
         /// The instant, when the zone is known.
         utc: Option<DateTime<Utc>>,

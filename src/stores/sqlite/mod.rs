@@ -102,8 +102,9 @@ const ENTRY_COLUMNS: &str = "uid, recurrence_id, fingerprint, source_hash, diges
 ///   event, so that uniqueness holds for masters too (a NULL in a unique index would not).
 ///   For scheduling queries: `summary`, `location`, `description`, `starts_at` and `ends_at`
 ///   (UTC, `YYYY-MM-DDTHH:MM:SSZ`, so text order is time order; NULL when a zone is unknown),
-///   `all_day`, `tzid` (the start's zone as written), `rrule` (the rule text; a recurring
-///   event's row is its first occurrence; its occurrences are in `instances`), `status`
+///   `all_day`, `tzid` (the start's zone as written; for a zone only the feed defines, the tz
+///   database zone its VTIMEZONE matches), `rrule` (the rule text; a recurring event's row is
+///   its first occurrence; its occurrences are in `instances`), `status`
 ///   (`tentative`, `confirmed`, `cancelled` or as written), `transparency` (`opaque`,
 ///   `transparent`), `sequence`. For sync: `fingerprint` (16 bytes), `source_hash` (16 bytes),
 ///   `digest` (the property digest), `href`, `etag`, `raw` (the component as received) and
@@ -112,8 +113,8 @@ const ENTRY_COLUMNS: &str = "uid, recurrence_id, fingerprint, source_hash, diges
 ///   sync loads (key, fingerprint, source hash, digest, href, etag): planning a calendar reads
 ///   that index, never the rows with their text (3–4× faster on a 100k-event calendar).
 /// - **`calendars`**: one row per applied calendar: `cursor`, `revision`, `events` (the row
-///   count), `updated_at`, and the instance horizon (`instances_from`, `instances_to`,
-///   `instances_zone`).
+///   count), `updated_at`, the instance horizon (`instances_from`, `instances_to`,
+///   `instances_zone`), and `busy_months` (1 once the calendar's months are built).
 /// - **`instances`** (version 2): one row per occurrence of every stored series within the
 ///   horizon ([`with_instances`](Self::with_instances)): (`calendar_id`, `uid`,
 ///   `recurrence_id`) is the key (`WITHOUT ROWID`), `recurrence_id` the occurrence's original
@@ -125,9 +126,15 @@ const ENTRY_COLUMNS: &str = "uid, recurrence_id, fingerprint, source_hash, diges
 ///   `failures`, `last_error_kind` (an [`ErrorKind::code`](crate::ErrorKind::code)),
 ///   `last_error`, `last_synced_at`, `lease_owner`, `lease_until`, `lease_token` (claims so
 ///   far: the fencing token), `claimed_at`, `poked_at`, `registered_at`; times as UTC text with
-///   microseconds (`YYYY-MM-DDTHH:MM:SS.ffffffZ`). Index `schedule_due` (`next_due_at`, `calendar_id`): a claim reads the most overdue rows in order, never sorts. Every
-///   schedule call is one `BEGIN IMMEDIATE` transaction or one statement, so several processes
-///   on one file claim without overlap.
+///   microseconds (`YYYY-MM-DDTHH:MM:SS.ffffffZ`). Index `schedule_due` (`next_due_at`,
+///   `calendar_id`): a claim reads the most overdue rows in order, never sorts. Every schedule
+///   call is one `BEGIN IMMEDIATE` transaction or one statement, so several processes on one
+///   file claim without overlap.
+/// - **`busy_months`** (version 4): each calendar's busy time merged per UTC month, kept from
+///   `instances` in the same transaction: (`calendar_id`, `month`: year × 12 + month − 1) is
+///   the key (`WITHOUT ROWID`), `spans` a blob of 9 bytes per merged span (start and end as
+///   seconds from the month's start, little-endian u32, and a tentative flag). A month's row is
+///   written only when its busy time changes; busy queries read it.
 ///
 /// The version lives in `PRAGMA user_version`. A later version migrates with `ALTER TABLE`
 /// and new indexes; it never rewrites rows. A database written by a newer version is refused.
