@@ -91,7 +91,13 @@ fn assert_clean(what: &str, text: &str) {
 fn no_secret_shows_in_debug_display_reports_error_chains_or_traces() {
     // One thread: the capture is this thread's default subscriber.
     let capture = Capture::default();
+    // While one dispatcher exists, tracing computes a callsite's interest from the default of
+    // the thread that first hits it: one first hit on another thread (a resolver worker,
+    // another test) caches "never", and the capture misses it (CI saw the sync spans missing
+    // once). A second, idle dispatcher makes tracing ask every registered one instead.
+    let _second = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
     let _traced = tracing::subscriber::set_default(capture.clone());
+    tracing::callsite::rebuild_interest_cache();
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
         let refused = answering(401).await;
         let broken = answering(500).await;
