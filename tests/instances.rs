@@ -260,6 +260,12 @@ async fn busy_months_join_at_month_edges_and_upgraded_stores_build_them() {
     assert!(spans.contains(&(edge - Duration::hours(5), edge + Duration::hours(2), false)), "{spans:?}");
     assert!(spans.contains(&(edge + Duration::hours(2), edge + Duration::hours(3), true)), "{spans:?}");
 
+    // An empty or reversed window, down to the first instant there is: no busy time, no panic.
+    for (from, to) in [(edge, edge), (edge, edge - Duration::hours(1)), (edge, DateTime::<Utc>::MIN_UTC)] {
+        let a = with.store().busy(&cals, from, to, Zone::UTC).await.unwrap();
+        assert!(a.merged.is_empty() && a.calendars[&cal].is_empty(), "{from} – {to}: {a:?}");
+    }
+
     // As an upgraded database: months not built. The answer comes from `instances`, the same.
     let name = cal.as_str().to_owned();
     with.store()

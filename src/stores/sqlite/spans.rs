@@ -215,7 +215,7 @@ pub(super) fn busy_rows(
 }
 
 /// Marks a calendar's months built (once; a database upgraded from version 3 builds them at
-/// the calendar's next apply, and answers from `instances` until then).
+/// the calendar's next slide or writing apply, and answers from `instances` until then).
 pub(super) fn mark_built(conn: &Connection, calendar: &str) -> Result<()> {
     conn.execute("UPDATE calendars SET busy_months = 1 WHERE calendar_id = ?1 AND busy_months IS NOT 1", [calendar])
         .map_err(storage("write calendars"))?;
@@ -237,7 +237,10 @@ pub(super) fn read(
             "SELECT month, spans FROM busy_months WHERE calendar_id = ?1 AND month >= ?2 AND month <= ?3 ORDER BY month",
         )
         .map_err(storage("prepare"))?;
-    let last = month_of(to - chrono::Duration::seconds(1));
+    // An empty window (or one ending at the first instant there is) holds no busy time.
+    let Some(last) = to.checked_sub_signed(chrono::Duration::seconds(1)).filter(|_| from < to).map(month_of) else {
+        return Ok(Vec::new());
+    };
     let mut rows = stmt.query(params![calendar, month_of(from), last]).map_err(storage("busy query"))?;
     let mut pieces = Vec::new();
     while let Some(row) = rows.next().map_err(storage("busy query"))? {
