@@ -361,3 +361,143 @@ END:VCALENDAR\r\n",
     assert!(c.expanded);
     assert_eq!(spans(&c), ["07-15T13:00/14:00", "07-16T13:00/14:00"], "{:?}", c.warnings);
 }
+
+type MonthRows = Vec<(i64, Vec<u8>, Option<Vec<u8>>)>;
+
+/// A calendar's `busy_months` rows: (month, spans, pieces).
+async fn month_rows(store: &SqliteStore, cal: &CalendarId) -> MonthRows {
+    let name = cal.as_str().to_owned();
+    store
+        .with_connection(move |c| {
+            c.prepare("SELECT month, spans, pieces FROM busy_months WHERE calendar_id = ?1 ORDER BY month")?
+                .query_map([name], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect()
+        })
+        .await
+        .unwrap()
+}
+
+/// The months a store keeps up to date apply by apply (each from the busy rows an apply
+/// changed) equal the months a new store builds from the same events on its first sync, and
+/// the months built again from `instances`: after moves across a month's edge, a second
+/// identical interval removed (the other stays busy), status changes, deletions and a new
+/// rule. A month whose stored pieces disagree with `instances` is built again from them.
+#[tokio::test]
+async fn months_kept_by_changes_equal_months_built_from_scratch() {
+    use chrono::Datelike as _;
+    let cal = CalendarId::new("kept").unwrap();
+    let source = MemorySource::new();
+    let later = today() + Duration::days(40);
+    let edge = chrono::NaiveDate::from_ymd_opt(later.year(), later.month(), 1).unwrap().and_hms_opt(0, 0, 0).unwrap();
+    let edge = edge.and_utc();
+    let basic = |t: DateTime<Utc>| t.format("%Y%m%dT%H%M%SZ").to_string();
+    let put = |body: String| source.put(event(&cal, &body, 0));
+    let weekly =
+        |rule: &str| format!("UID:weekly\nDTSTART:{}\nDURATION:PT2H\nRRULE:{rule}", basic(edge - Duration::days(29)));
+    put(weekly("FREQ=WEEKLY"));
+    put(format!("UID:twin-a\nDTSTART:{}\nDURATION:PT1H", basic(edge + Duration::days(3))));
+    put(format!("UID:twin-b\nDTSTART:{}\nDURATION:PT1H", basic(edge + Duration::days(3))));
+    put(format!("UID:across\nDTSTART:{}\nDURATION:P2D", basic(edge - Duration::days(1))));
+    put(format!("UID:maybe\nDTSTART:{}\nDURATION:PT3H", basic(edge + Duration::days(10))));
+    put(format!(
+        "UID:daily\nDTSTART:{}\nDURATION:PT30M\nRRULE:FREQ=DAILY;COUNT=90",
+        basic(today() + Duration::hours(7))
+    ));
+    let kept = Engine::new(SqliteStore::open_in_memory().unwrap());
+    let check = |step: &'static str| {
+        let (kept, source, cal) = (&kept, &source, &cal);
+        async move {
+            assert!(kept.sync(source, cal).await.is_ok(), "{step}");
+            let fresh = Engine::new(SqliteStore::open_in_memory().unwrap());
+            assert!(fresh.sync(source, cal).await.is_ok(), "{step}");
+            let rows = month_rows(kept.store(), cal).await;
+            assert!(!rows.is_empty());
+            assert_eq!(rows, month_rows(fresh.store(), cal).await, "{step}");
+        }
+    };
+    check("first sync").await;
+    // The second occurrence moved across the edge and made longer.
+    let rid = basic(edge - Duration::days(22));
+    put(format!("UID:weekly\nRECURRENCE-ID:{rid}\nDTSTART:{}\nDURATION:PT5H", basic(edge + Duration::hours(20))));
+    check("moved across the edge").await;
+    source.remove(&calscope::EventKey::new(cal.clone(), calscope::Uid::new("twin-a").unwrap(), None));
+    check("one of two identical intervals removed").await;
+    put(format!("UID:maybe\nDTSTART:{}\nDURATION:PT3H\nSTATUS:TENTATIVE", basic(edge + Duration::days(10))));
+    check("made tentative").await;
+    put(format!("UID:twin-b\nDTSTART:{}\nDURATION:PT1H\nSTATUS:CANCELLED", basic(edge + Duration::days(3))));
+    check("cancelled").await;
+    source.remove(&calscope::EventKey::new(cal.clone(), calscope::Uid::new("across").unwrap(), None));
+    check("a two-month event deleted").await;
+    put(weekly("FREQ=WEEKLY;INTERVAL=2;BYDAY=MO,FR"));
+    check("a new rule").await;
+
+    // Pieces that disagree with `instances` (unreadable, missing as before schema 5, or
+    // without a piece an apply removes): the months an apply touches are built again from
+    // `instances`.
+    let expected = month_rows(kept.store(), &cal).await;
+    kept.store()
+        .with_connection(|c| {
+            c.execute(
+                "UPDATE busy_months SET pieces = CASE month % 3 WHEN 0 THEN x'' WHEN 1 THEN NULL ELSE x'000000000100000000' END",
+                [],
+            )
+        })
+        .await
+        .unwrap();
+    source.remove(&calscope::EventKey::new(cal.clone(), calscope::Uid::new("weekly").unwrap(), None));
+    source.remove(&calscope::EventKey::new(
+        cal.clone(),
+        calscope::Uid::new("weekly").unwrap(),
+        Some(rid.parse().unwrap()),
+    ));
+    check("an apply over damaged pieces").await;
+    put(weekly("FREQ=WEEKLY;INTERVAL=2;BYDAY=MO,FR"));
+    put(format!("UID:weekly\nRECURRENCE-ID:{rid}\nDTSTART:{}\nDURATION:PT5H", basic(edge + Duration::hours(20))));
+    check("and back").await;
+    assert_eq!(month_rows(kept.store(), &cal).await, expected);
+
+    // Sliding the horizon 45 days on (into a new month): the months kept by the slide equal
+    // every month built again from `instances` at that horizon.
+    let later = Utc::now() + Duration::days(45);
+    kept.store().slide_instances(later).await.unwrap();
+    let slid = month_rows(kept.store(), &cal).await;
+    assert_ne!(slid, expected);
+    kept.store().with_connection(|c| c.execute("UPDATE calendars SET busy_months = NULL", [])).await.unwrap();
+    kept.store().slide_instances(later).await.unwrap();
+    assert_eq!(month_rows(kept.store(), &cal).await, slid);
+}
+
+/// A calendar's first apply writes the instances its caller expanded only where the store
+/// holds none of the calendar's yet; stale rows (a calendar row deleted by hand) are rebuilt
+/// from the events instead, so nothing of them survives.
+#[tokio::test]
+async fn a_first_apply_over_stale_instance_rows_rebuilds_them() {
+    let cal = CalendarId::new("stale").unwrap();
+    let source = MemorySource::new();
+    source.put(event(&cal, &format!("UID:one\nDTSTART:{}\nDURATION:PT1H", t(2, 9)), 0));
+    let store = SqliteStore::open_in_memory().unwrap();
+    store
+        .with_connection(|c| {
+            c.execute(
+                "INSERT INTO instances VALUES ('stale', 'gone', '20260101T000000Z', '2026-01-01T00:00:00Z', '2026-01-01T01:00:00Z', 1, 0)",
+                [],
+            )
+        })
+        .await
+        .unwrap();
+    let engine = Engine::new(store);
+    let r = engine.sync(&source, &cal).await;
+    assert!(r.is_ok(), "{r:?}");
+    let uids: Vec<String> = engine
+        .store()
+        .with_connection(|c| {
+            c.prepare("SELECT uid FROM instances ORDER BY uid")?.query_map([], |r| r.get(0))?.collect()
+        })
+        .await
+        .unwrap();
+    assert_eq!(uids, ["one"]);
+    let answer =
+        engine.store().busy(std::slice::from_ref(&cal), today(), today() + Duration::days(5), Zone::UTC).await.unwrap();
+    assert_eq!(answer.merged.len(), 1);
+    assert!(!answer.expanded);
+}

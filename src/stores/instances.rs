@@ -120,6 +120,75 @@ impl Touched {
     }
 }
 
+/// One series' instance rows, expanded before the store writes them.
+pub(crate) struct SeriesRows {
+    pub(crate) uid: Uid,
+    pub(crate) rows: Vec<InstanceRow>,
+}
+
+/// Expands the series of a calendar's first apply on the caller's side, while the store
+/// writes the events: a plan's changes are sorted by key, so each series' components pass
+/// one after another, and a series is expanded once the next UID begins.
+pub(crate) struct FirstExpansion {
+    expander: Expander,
+    window: (DateTime<Utc>, DateTime<Utc>),
+    calendar: String,
+    current: Option<(Uid, Components)>,
+    expanded: Vec<SeriesRows>,
+}
+
+impl FirstExpansion {
+    /// Expansion over the horizon `config` gives on the day of `now`.
+    pub(crate) fn new(config: &InstanceConfig, calendar: &CalendarId, now: DateTime<Utc>) -> Self {
+        Self {
+            expander: config.expander(),
+            window: config.window(now),
+            calendar: calendar.as_str().to_owned(),
+            current: None,
+            expanded: Vec::new(),
+        }
+    }
+
+    /// The horizon the rows are expanded over.
+    pub(crate) fn window(&self) -> (DateTime<Utc>, DateTime<Utc>) {
+        self.window
+    }
+
+    /// Takes the expansion fields of a row the apply writes (in plan order).
+    pub(crate) fn push(&mut self, row: &mut crate::stores::columns::Row, warnings: &mut Vec<String>) {
+        let crate::stores::columns::Row::Upsert(u) = row else { return };
+        let Some(details) = u.series.take() else { return };
+        if self.current.as_ref().is_some_and(|(uid, _)| *uid != u.uid) {
+            self.expand_current(warnings);
+        }
+        match &mut self.current {
+            Some((_, comps)) => comps.push((u.recurrence_id, *details)),
+            None => self.current = Some((u.uid.clone(), vec![(u.recurrence_id, *details)])),
+        }
+    }
+
+    /// The rows of the series completed so far.
+    pub(crate) fn take(&mut self) -> Vec<SeriesRows> {
+        std::mem::take(&mut self.expanded)
+    }
+
+    /// The rows of the last series too (the plan's end).
+    pub(crate) fn finish(&mut self, warnings: &mut Vec<String>) -> Vec<SeriesRows> {
+        self.expand_current(warnings);
+        self.take()
+    }
+
+    fn expand_current(&mut self, warnings: &mut Vec<String>) {
+        let Some((uid, comps)) = self.current.take() else { return };
+        let refs: Vec<_> = comps.iter().map(|(r, d)| (*r, d)).collect();
+        let (rows, notes) = rows_of(&self.expander, &refs, self.window.0, self.window.1);
+        warnings.extend(notes.into_iter().map(|n| format!("{}/{uid}: {n}", self.calendar)));
+        if !rows.is_empty() {
+            self.expanded.push(SeriesRows { uid, rows });
+        }
+    }
+}
+
 /// A stored `recurrence_id` column (`''` for a master).
 ///
 /// # Errors

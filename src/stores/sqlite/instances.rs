@@ -2,18 +2,19 @@
 //! an apply's transaction, sliding the horizon, and busy queries.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 use chrono::{DateTime, Duration, Utc};
 use rusqlite::{Connection, OptionalExtension as _, params};
 
 use super::spans::{self, Months};
 use super::sql::{TimeText, storage, time};
-use crate::error::Result;
+use crate::error::{Error, ErrorKind, Result};
 use crate::id::CalendarId;
 use crate::recur::merge;
 use crate::stores::instances::{
-    BusyAnswer, Components, InstanceConfig, InstanceRow, SlideReport, Touched, changes, expanded_busy, for_expansion,
-    parse_rid, rows_of, stored_details,
+    BusyAnswer, Components, InstanceConfig, InstanceRow, SeriesRows, SlideReport, Touched, changes, expanded_busy,
+    for_expansion, parse_rid, rows_of, stored_details,
 };
 use crate::value::tz::Zone;
 
@@ -42,6 +43,29 @@ ON CONFLICT (calendar_id, uid, recurrence_id) DO UPDATE SET
     starts_at = excluded.starts_at, ends_at = excluded.ends_at, busy = excluded.busy, tentative = excluded.tentative
 WHERE instances.starts_at IS NOT excluded.starts_at OR instances.ends_at IS NOT excluded.ends_at
    OR instances.busy IS NOT excluded.busy OR instances.tentative IS NOT excluded.tentative";
+
+const INSERT: &str = "
+INSERT INTO instances (calendar_id, uid, recurrence_id, starts_at, ends_at, busy, tentative)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+
+/// Rows per statement of a first apply's instance writes (one statement per row spent a fifth
+/// of the time in statement overhead).
+const BULK: usize = 16;
+
+/// [`INSERT`] of [`BULK`] rows of one calendar (`?1`). `OR IGNORE` spares SQLite a statement
+/// journal (a copy of every page the statement touches, in case it must undo half of it); the
+/// rows are new, and [`Bulk::insert`] checks that each was written.
+fn bulk_insert() -> String {
+    let mut sql = String::from(
+        "INSERT OR IGNORE INTO instances (calendar_id, uid, recurrence_id, starts_at, ends_at, busy, tentative) VALUES ",
+    );
+    for row in 0..BULK {
+        let at = 2 + row * 6;
+        let sep = if row == 0 { "" } else { ", " };
+        let _ = write!(sql, "{sep}(?1, ?{at}, ?{}, ?{}, ?{}, ?{}, ?{})", at + 1, at + 2, at + 3, at + 4, at + 5);
+    }
+    sql
+}
 
 const DELETE: &str = "DELETE FROM instances WHERE calendar_id = ?1 AND uid = ?2 AND recurrence_id = ?3";
 
@@ -138,6 +162,31 @@ fn stored_rows(conn: &Connection, calendar: &str, uid: &str) -> Result<Vec<Insta
     Ok(out)
 }
 
+/// The stored instance row of one occurrence, if any (unreadable times count as changed).
+fn stored_row(conn: &Connection, calendar: &str, uid: &str, rid: &str) -> Result<Option<InstanceRow>> {
+    conn.prepare_cached(
+        "SELECT starts_at, ends_at, busy, tentative FROM instances WHERE calendar_id = ?1 AND uid = ?2 AND recurrence_id = ?3",
+    )
+    .map_err(storage("prepare"))?
+    .query_row(params![calendar, uid, rid], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, bool>(2)?, r.get::<_, bool>(3)?))
+    })
+    .optional()
+    .map_err(storage("read instances"))
+    .map(|row| {
+        row.map(|(s, e, busy, tentative)| {
+            let epoch = DateTime::<Utc>::UNIX_EPOCH;
+            InstanceRow {
+                rid: rid.to_owned(),
+                starts_at: time(&s).unwrap_or(epoch),
+                ends_at: time(&e).unwrap_or(epoch),
+                busy,
+                tentative,
+            }
+        })
+    })
+}
+
 /// Writes the difference between a series' stored and wanted rows, noting the months whose
 /// busy time it may change; answers the rows written.
 fn write(
@@ -153,11 +202,11 @@ fn write(
             months.add(new.starts_at, new.ends_at, new.tentative);
         }
         if let Some(old) = old.as_ref().filter(|o| o.busy) {
-            months.note(old.starts_at, old.ends_at);
+            months.remove(old.starts_at, old.ends_at, old.tentative);
         }
     }
     for old in removed.iter().filter(|o| o.busy) {
-        months.note(old.starts_at, old.ends_at);
+        months.remove(old.starts_at, old.ends_at, old.tentative);
     }
     let deletes: Vec<&str> = removed.iter().map(|r| r.rid.as_str()).collect();
     let mut n = 0u64;
@@ -214,12 +263,7 @@ pub(super) fn maintain(
             rebuild(conn, calendar, config, from, to, &mut months, warnings)?;
         }
         stored => {
-            let none_stored = was_empty
-                && conn
-                    .query_row("SELECT NOT EXISTS (SELECT 1 FROM instances WHERE calendar_id = ?1)", [calendar], |r| {
-                        r.get::<_, bool>(0)
-                    })
-                    .map_err(storage("read instances"))?;
+            let none_stored = was_empty && none_stored(conn, calendar)?;
             if none_stored {
                 // Every row of the calendar is written here: its months from them, unread.
                 months = Months::all_rows(from, to);
@@ -245,6 +289,135 @@ pub(super) fn maintain(
         }
     }
     finish_months(conn, calendar, built, &mut months)?;
+    save_horizon(conn, calendar, from, to, config.zone_of())
+}
+
+/// Whether `calendar` has no instance row.
+pub(super) fn none_stored(conn: &Connection, calendar: &str) -> Result<bool> {
+    conn.prepare_cached("SELECT NOT EXISTS (SELECT 1 FROM instances WHERE calendar_id = ?1)")
+        .and_then(|mut s| s.query_row([calendar], |r| r.get::<_, bool>(0)))
+        .map_err(storage("read instances"))
+}
+
+/// Instance rows of a calendar's first apply, encoded on the caller's side while the store
+/// writes: their texts in one buffer, so that the store's thread only binds and steps.
+pub(super) struct Encoded {
+    text: String,
+    rows: Vec<EncodedRow>,
+}
+
+/// Where one row's texts are in [`Encoded::text`]: uid, recurrence id, start and end.
+struct EncodedRow {
+    texts: [(usize, usize); 4],
+    busy: bool,
+    tentative: bool,
+}
+
+impl Encoded {
+    /// Encodes some series' rows, noting their busy time in `months`.
+    pub(super) fn of(series: &[SeriesRows], months: &mut Months) -> Self {
+        let mut text = String::new();
+        let mut rows = Vec::with_capacity(series.iter().map(|s| s.rows.len()).sum());
+        let put = |text: &mut String, s: &str| {
+            let at = text.len();
+            text.push_str(s);
+            (at, text.len())
+        };
+        for SeriesRows { uid, rows: of } in series {
+            let uid = put(&mut text, uid.as_str());
+            for r in of {
+                if r.busy {
+                    months.add(r.starts_at, r.ends_at, r.tentative);
+                }
+                let rid = put(&mut text, &r.rid);
+                let start = put(&mut text, TimeText::of(r.starts_at).as_str());
+                let end = put(&mut text, TimeText::of(r.ends_at).as_str());
+                rows.push(EncodedRow { texts: [uid, rid, start, end], busy: r.busy, tentative: r.tentative });
+            }
+        }
+        Self { text, rows }
+    }
+
+    fn texts(&self, row: &EncodedRow) -> [&str; 4] {
+        row.texts.map(|(a, b)| self.text.get(a..b).unwrap_or_default())
+    }
+}
+
+/// The instances of a calendar's first apply, expanded by the caller, written as they arrive
+/// (the calendar has no instance row yet, so nothing is read or compared).
+pub(super) struct Bulk {
+    window: (DateTime<Utc>, DateTime<Utc>),
+}
+
+impl Bulk {
+    /// Rows over the horizon `window`.
+    pub(super) fn new(window: (DateTime<Utc>, DateTime<Utc>)) -> Self {
+        Self { window }
+    }
+
+    /// Writes some rows (each once, in key order), [`BULK`] rows a statement.
+    pub(super) fn insert(conn: &Connection, calendar: &str, encoded: &Encoded) -> Result<()> {
+        if encoded.rows.is_empty() {
+            return Ok(());
+        }
+        let mut many = conn.prepare_cached(&bulk_insert()).map_err(storage("prepare"))?;
+        let mut chunks = encoded.rows.chunks_exact(BULK);
+        for chunk in &mut chunks {
+            many.raw_bind_parameter(1, calendar).map_err(storage("write instance"))?;
+            let mut i = 1;
+            let mut bind = |v: &dyn rusqlite::ToSql| {
+                i += 1;
+                many.raw_bind_parameter(i, v)
+            };
+            for row in chunk {
+                let [uid, rid, start, end] = encoded.texts(row);
+                bind(&uid)
+                    .and_then(|()| bind(&rid))
+                    .and_then(|()| bind(&start))
+                    .and_then(|()| bind(&end))
+                    .and_then(|()| bind(&row.busy))
+                    .and_then(|()| bind(&row.tentative))
+                    .map_err(storage("write instance"))?;
+            }
+            if many.raw_execute().map_err(storage("write instance"))? != BULK {
+                return Err(Error::new(ErrorKind::Storage, format!("sqlite: {calendar} had instance rows already")));
+            }
+        }
+        let mut one = conn.prepare_cached(INSERT).map_err(storage("prepare"))?;
+        for row in chunks.remainder() {
+            let [uid, rid, start, end] = encoded.texts(row);
+            one.execute(params![calendar, uid, rid, start, end, row.busy, row.tentative])
+                .map_err(storage("write instance"))?;
+        }
+        Ok(())
+    }
+
+    /// Writes the calendar's months (as the caller built them) and horizon.
+    pub(super) fn finish(
+        self,
+        conn: &Connection,
+        calendar: &str,
+        config: &InstanceConfig,
+        months: &[spans::MonthRow],
+    ) -> Result<()> {
+        spans::put_built(conn, calendar, months)?;
+        spans::mark_built(conn, calendar)?;
+        save_horizon(conn, calendar, self.window.0, self.window.1, config.zone_of())
+    }
+}
+
+/// Re-expands every series of `calendar` over `window` from its stored events, writing what
+/// differs from its stored instance rows, and its months and horizon.
+pub(super) fn rebuild_all(
+    conn: &Connection,
+    calendar: &str,
+    config: &InstanceConfig,
+    (from, to): (DateTime<Utc>, DateTime<Utc>),
+    warnings: &mut Vec<String>,
+) -> Result<()> {
+    let mut months = Months::new(from, to);
+    rebuild(conn, calendar, config, from, to, &mut months, warnings)?;
+    finish_months(conn, calendar, false, &mut months)?;
     save_horizon(conn, calendar, from, to, config.zone_of())
 }
 
@@ -340,21 +513,32 @@ fn slide_calendar(
     months: &mut Months,
     warnings: &mut Vec<String>,
 ) -> Result<u64> {
-    months.note(old_to, new_to);
-    // These rows do not pass through `Months::add`: the months are read back.
-    months.forget_rows();
+    months.rescan_new(old_to, new_to);
     let expander = config.expander();
     let mut n = 0;
-    let mut up = conn.prepare_cached(UPSERT).map_err(storage("prepare"))?;
+    let mut insert = conn
+        .prepare_cached(&format!("{INSERT} ON CONFLICT (calendar_id, uid, recurrence_id) DO NOTHING"))
+        .map_err(storage("prepare"))?;
     for (uid, comps) in candidates(conn, calendar, Some(old_to), new_to)? {
         let refs: Vec<_> = comps.iter().map(|(r, d)| (*r, d)).collect();
         let (rows, notes) = rows_of(&expander, &refs, old_to, new_to);
         warnings.extend(notes.into_iter().map(|x| format!("{calendar}/{uid}: {x}")));
         for r in rows {
             let (s, e) = (TimeText::of(r.starts_at), TimeText::of(r.ends_at));
-            n += up
+            if insert
                 .execute(params![calendar, uid, r.rid, s.as_str(), e.as_str(), r.busy, r.tentative])
-                .map_err(storage("write instance"))? as u64;
+                .map_err(storage("write instance"))?
+                == 1
+            {
+                if r.busy {
+                    months.add(r.starts_at, r.ends_at, r.tentative);
+                }
+                n += 1;
+                continue;
+            }
+            // The row was kept already (it overlaps the old horizon too): written if it changed.
+            let stored = stored_row(conn, calendar, &uid, &r.rid)?;
+            n += write(conn, calendar, &uid, (stored.into_iter().collect(), vec![r]), months)?;
         }
     }
     Ok(n)

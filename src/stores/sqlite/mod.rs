@@ -17,7 +17,7 @@ use crate::schedule::{Claim, Finished, Outcome, Pending, Registered, Schedule, S
 use crate::state::{CalendarHead, Revision, StoredEntry, StoredState};
 use crate::store::{Applied, ApplyRequest, LoadScope, Store};
 use crate::stores::columns::{self, EntryColumns, Row, entry, rid_text, row};
-use crate::stores::instances::{BusyAnswer, InstanceConfig, SlideReport, Touched};
+use crate::stores::instances::{BusyAnswer, FirstExpansion, InstanceConfig, SlideReport, Touched};
 use crate::value::tz::Zone;
 
 mod instances;
@@ -27,12 +27,12 @@ mod sql;
 use sql::{TimeText, storage, time_text};
 
 /// The schema version this build writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// Schema migrations, in order: entry `i` takes a database from version `i` to `i + 1`. A later
 /// version appends entries (`ALTER TABLE … ADD COLUMN`, new indexes); existing rows are never
 /// rewritten, so an upgrade costs no write amplification.
-const MIGRATIONS: [&str; 4] = [
+const MIGRATIONS: [&str; 5] = [
     r"
 CREATE TABLE IF NOT EXISTS calendars (
     calendar_id TEXT PRIMARY KEY NOT NULL,
@@ -72,6 +72,7 @@ CREATE INDEX IF NOT EXISTS events_sync ON events (calendar_id, uid, recurrence_i
     instances::MIGRATION,
     schedule::MIGRATION,
     spans::MIGRATION,
+    spans::PIECES,
 ];
 
 const UPSERT: &str = "
@@ -692,6 +693,15 @@ fn execute(
 /// Rows per batch handed to the store's thread.
 const BATCH: usize = 512;
 
+/// One batch of an apply: event rows, and the instance rows of the series completed so far on
+/// a calendar's first apply.
+struct Batch {
+    rows: Vec<Row>,
+    instances: Option<instances::Encoded>,
+    /// With the last instance rows, the calendar's months as they make them.
+    months: Option<Vec<spans::MonthRow>>,
+}
+
 /// What the caller decides once it has checked the row counts.
 enum Decision {
     Commit,
@@ -706,10 +716,12 @@ struct ApplyJob {
     cursor: Option<Cursor>,
     inserts: u64,
     deletes: u64,
-    batches: futures::channel::mpsc::Receiver<Vec<Row>>,
+    batches: futures::channel::mpsc::Receiver<Batch>,
     counts: oneshot::Sender<Vec<u64>>,
     decision: oneshot::Receiver<Decision>,
     instances: Option<InstanceConfig>,
+    /// The horizon the caller expanded the series over (a first apply with instances on).
+    first: Option<(DateTime<Utc>, DateTime<Utc>)>,
 }
 
 impl ApplyJob {
@@ -733,16 +745,30 @@ impl ApplyJob {
         let now = now.as_str();
         let mut rows = Vec::new();
         let mut touched = Touched::default();
+        let mut months: Option<Vec<spans::MonthRow>> = None;
+        // A first apply's instance rows come expanded; they are written as they arrive when
+        // nothing of the calendar is stored yet (else rebuilt from the events after all).
+        let bulk = match self.first {
+            Some(window) if current.events == 0 && instances::none_stored(&tx, &calendar)? => {
+                Some(instances::Bulk::new(window))
+            }
+            _ => None,
+        };
         {
             let mut upsert = tx.prepare_cached(UPSERT).map_err(storage("prepare"))?;
             let mut delete = tx.prepare_cached(DELETE).map_err(storage("prepare"))?;
             // Blocking here is this thread's job: the caller awaits.
             while let Some(batch) = block_on(self.batches.next()) {
-                for row in &batch {
+                for row in &batch.rows {
                     rows.push(execute(&mut upsert, &mut delete, &calendar, row, now)?);
                 }
-                if self.instances.is_some() {
-                    for row in batch {
+                if bulk.is_some() {
+                    if let Some(encoded) = &batch.instances {
+                        instances::Bulk::insert(&tx, &calendar, encoded)?;
+                    }
+                    months = batch.months.or(months);
+                } else if self.instances.is_some() && self.first.is_none() {
+                    for row in batch.rows {
                         touched.note(row);
                     }
                 }
@@ -774,7 +800,18 @@ impl ApplyJob {
         .map_err(storage("write cursor"))?;
         let mut warnings = Vec::new();
         if let Some(config) = &self.instances {
-            instances::maintain(&tx, &calendar, config, Utc::now(), current.events == 0, touched, &mut warnings)?;
+            match (bulk, self.first) {
+                (Some(bulk), _) => {
+                    let months =
+                        months.ok_or_else(|| Error::new(ErrorKind::Storage, "apply abandoned; rolled back"))?;
+                    bulk.finish(&tx, &calendar, config, &months)?;
+                }
+                (None, Some(window)) => instances::rebuild_all(&tx, &calendar, config, window, &mut warnings)?,
+                (None, None) => {
+                    let was_empty = current.events == 0;
+                    instances::maintain(&tx, &calendar, config, Utc::now(), was_empty, touched, &mut warnings)?;
+                }
+            }
         }
         tx.commit().map_err(storage("commit"))?;
         Ok((revision, warnings))
@@ -788,7 +825,13 @@ impl SqliteStore {
         use futures::SinkExt as _;
         let plan = request.plan;
         plan.validate()?;
-        let (mut batches, batch_rx) = futures::channel::mpsc::channel::<Vec<Row>>(2);
+        let (mut batches, batch_rx) = futures::channel::mpsc::channel::<Batch>(2);
+        // A calendar's first apply expands its series here, beside the store's writes.
+        let mut first = self
+            .instances
+            .filter(|_| request.expected == Revision::ZERO)
+            .map(|config| FirstExpansion::new(&config, plan.calendar(), Utc::now()));
+        let mut months = first.as_ref().map(|f| spans::Months::all_rows(f.window().0, f.window().1));
         let (counts_tx, counts_rx) = oneshot::channel();
         let (decision_tx, decision_rx) = oneshot::channel();
         let job = ApplyJob {
@@ -801,6 +844,7 @@ impl SqliteStore {
             counts: counts_tx,
             decision: decision_rx,
             instances: self.instances,
+            first: first.as_ref().map(FirstExpansion::window),
         };
         let done = self.spawn(move |conn| job.run(conn))?;
         let mut warnings = Vec::new();
@@ -814,7 +858,10 @@ impl SqliteStore {
         for chunk in plan.changes().chunks(BATCH) {
             let mut batch = Vec::with_capacity(chunk.len());
             for change in chunk {
-                let r = row(change, &mut warnings, self.instances.is_some());
+                let mut r = row(change, &mut warnings, self.instances.is_some());
+                if let Some(first) = first.as_mut() {
+                    first.push(&mut r, &mut warnings);
+                }
                 if track {
                     match &r {
                         Row::Upsert(u) => written.push(columns::written_entry(change.key(), u)),
@@ -823,9 +870,14 @@ impl SqliteStore {
                 }
                 batch.push(r);
             }
-            if batches.send(batch).await.is_err() {
+            let instances = first.as_mut().zip(months.as_mut()).map(|(f, m)| instances::Encoded::of(&f.take(), m));
+            if batches.send(Batch { rows: batch, instances, months: None }).await.is_err() {
                 break; // the store's side failed: its answer says why
             }
+        }
+        if let (Some(mut first), Some(mut months)) = (first, months) {
+            let instances = Some(instances::Encoded::of(&first.finish(&mut warnings), &mut months));
+            let _ = batches.send(Batch { rows: Vec::new(), instances, months: Some(months.built()) }).await;
         }
         drop(batches);
         if let Ok(rows) = counts_rx.await {
@@ -1017,17 +1069,12 @@ mod tests {
         // then a later one.
         migrate(&mut conn, &MIGRATIONS).unwrap();
         assert_eq!(conn.total_changes(), before, "no row was rewritten");
-        let next = [
-            MIGRATIONS[0],
-            MIGRATIONS[1],
-            MIGRATIONS[2],
-            MIGRATIONS[3],
-            "ALTER TABLE events ADD COLUMN color TEXT; CREATE INDEX events_color ON events (color);",
-        ];
+        let mut next = MIGRATIONS.to_vec();
+        next.push("ALTER TABLE events ADD COLUMN color TEXT; CREATE INDEX events_color ON events (color);");
         migrate(&mut conn, &next).unwrap();
         assert_eq!(conn.total_changes(), before, "no row was rewritten");
         let version: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
-        assert_eq!(version, 5);
+        assert_eq!(version, SCHEMA_VERSION + 1);
         let raw: String = conn.query_row("SELECT raw FROM events", [], |r| r.get(0)).unwrap();
         assert_eq!(raw, "raw");
         // Running again is a no-op; a newer database is refused by an older build.
