@@ -121,7 +121,9 @@ const ENTRY_COLUMNS: &str = "uid, recurrence_id, fingerprint, source_hash, diges
 ///   `recurrence_id`) is the key (`WITHOUT ROWID`), `recurrence_id` the occurrence's original
 ///   start in [`RecurrenceId`](crate::RecurrenceId)'s text form (for a single event its
 ///   DTSTART), `starts_at`/`ends_at` as in `events`, `busy` and `tentative` its busy state.
-///   Index `instances_busy` (`calendar_id`, `ends_at`, `starts_at`, `tentative`) over busy rows.
+///   No time index since version 5 (busy queries read `busy_months`; the index cost more than
+///   the rows on a first sync): a host querying `instances` by time over large calendars adds
+///   `CREATE INDEX … ON instances (calendar_id, ends_at, starts_at) WHERE busy = 1` itself.
 /// - **`schedule`** (version 3): the [`Schedule`](crate::schedule::Schedule), one row per
 ///   registered calendar: `calendar_id`, `spec`, `interval_ms`, `next_due_at`, `syncs`,
 ///   `failures`, `last_error_kind` (an [`ErrorKind::code`](crate::ErrorKind::code)),
@@ -134,8 +136,10 @@ const ENTRY_COLUMNS: &str = "uid, recurrence_id, fingerprint, source_hash, diges
 /// - **`busy_months`** (version 4): each calendar's busy time merged per UTC month, kept from
 ///   `instances` in the same transaction: (`calendar_id`, `month`: year × 12 + month − 1) is
 ///   the key (`WITHOUT ROWID`), `spans` a blob of 9 bytes per merged span (start and end as
-///   seconds from the month's start, little-endian u32, and a tentative flag). A month's row is
-///   written only when its busy time changes; busy queries read it.
+///   seconds from the month's start, little-endian u32, and a tentative flag), `pieces`
+///   (version 5) every busy instance's share of the month in the same layout, sorted, so that
+///   an apply updates a month from the rows it changed without reading `instances`. A month's
+///   row is written only when its pieces change; busy queries read `spans`.
 ///
 /// The version lives in `PRAGMA user_version`. A later version migrates with `ALTER TABLE`
 /// and new indexes; it never rewrites rows. A database written by a newer version is refused.

@@ -1,11 +1,14 @@
 //! Busy time pre-merged per calendar and month (`busy_months`): what lets a busy query read a
 //! dozen rows per calendar-year instead of every instance.
 //!
-//! Derived from `instances` in the same transaction, like `instances` from `events`: after an
-//! apply or a slide wrote instance rows, the months those rows' old and new intervals touch
-//! are merged again from `instances`, and a month's row is written only when its merged busy
-//! time changed (a re-sync with DTSTAMP churn writes none). Months outside the calendar's
-//! horizon are not kept up to date; a busy query reads months only inside it.
+//! Derived from `instances` in the same transaction, like `instances` from `events`: each
+//! month's row keeps every busy instance's piece of it (`pieces`) beside the merged `spans`, so
+//! an apply or a slide takes the old intervals of the rows it changed out of their months and
+//! puts the new ones in, never reading `instances` (which has no time index). A month is built
+//! again from `instances` only when it enters the horizon, when its row predates pieces, or
+//! when a removal finds no piece (the row disagrees with `instances`). A month's row is written
+//! only when its pieces change (a re-sync with DTSTAMP churn writes none). Months outside the
+//! calendar's horizon are not kept up to date; a busy query reads months only inside it.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -413,8 +416,9 @@ fn put(conn: &Connection, calendar: &str, row: &MonthRow, old: &Stored) -> Resul
     })
 }
 
-/// The busy instance rows of `calendar` overlapping `[a, b)`, row by row from `instances`
-/// (the partial index serves the window).
+/// The busy instance rows of `calendar` overlapping `[a, b)`, row by row from `instances` (a
+/// scan of the calendar's rows: rebuilding months, and busy queries of a store whose months
+/// are not built yet).
 ///
 /// # Errors
 /// A storage error when a row cannot be read.
